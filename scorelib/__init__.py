@@ -1,0 +1,1 @@
+"""scorelib: the SCoRe reproduction suite."""

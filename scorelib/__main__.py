@@ -1,0 +1,5 @@
+import sys
+
+from scorelib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""Command line: ``python -m scorelib reproduce | run``.
+
+    python -m scorelib reproduce --profile default      every notebook, in order
+    python -m scorelib reproduce --profile smoke        the same with CI-sized values
+    python -m scorelib run 01_base_model_self_correction -p n_test 512 -p seed 1
+    python -m scorelib run 00 --profile smoke -p run_name mytry
+
+Parameters are checked against the notebook's config before anything runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from scorelib import config as C
+from scorelib.results import resolve_results_dir, run_dir, write_json
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebooks_dir() -> Path:
+    """The notebooks/ folder of this checkout."""
+    d = PACKAGE_ROOT / "notebooks"
+    if not d.is_dir():
+        raise SystemExit(f"no notebooks/ folder beside scorelib ({d}); install scorelib from a clone with "
+                         "`pip install -e .`")
+    return d
+
+
+def profile_path(profile: str) -> Path:
+    p = Path(profile)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    q = notebooks_dir() / "params" / f"{profile}.yaml"
+    if not q.exists():
+        valid = sorted(x.stem for x in (notebooks_dir() / "params").glob("*.yaml"))
+        raise C.ConfigError(f"unknown profile {profile!r}; valid profiles: {valid} (or a path to a YAML file)")
+    return q
+
+
+def parse_value(text: str):
+    """A command-line value as YAML (so 1 is an int, 0.5 a float, [0, 1] a list, true a bool)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str, str]],
+                   results: str | None) -> tuple[str, dict, object]:
+    """(notebook name, papermill parameters, validated config) or a ConfigError."""
+    cls = C.config_for(notebook)
+    name = next(n for n, c in C.NOTEBOOK_CONFIGS.items() if c is cls)
+    params: dict = {}
+    if profile:
+        params.update(C.profile_params(cls, C.load_profile(profile_path(profile))))
+        params.setdefault("run_name", Path(profile).stem)
+    for k, v in overrides:
+        params[k] = parse_value(v)
+    if results is not None:
+        params["results_dir"] = results
+    params["results_dir"] = str(resolve_results_dir(params.get("results_dir", "results")))
+    cfg = C.make_config(cls, params)  # fails before any compute
+    return name, {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, cfg
+
+
+def execute(name: str, params: dict, cfg) -> Path:
+    """Run one notebook with papermill; the executed copy goes into its run folder."""
+    import papermill as pm
+
+    src = notebooks_dir() / f"{name}.ipynb"
+    if not src.exists():
+        raise SystemExit(f"notebook {src} not found")
+    out_dir = run_dir(cfg.results_dir, name, cfg.run_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.ipynb"
+    print(f"[scorelib] running {name} -> {out_dir}", flush=True)
+    t0 = time.time()
+    pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="python3", cwd=str(notebooks_dir()),
+                        progress_bar=False, log_output=False)
+    print(f"[scorelib] {name} done in {time.time() - t0:.0f} s", flush=True)
+    return out_dir
+
+
+def cmd_run(args) -> int:
+    name, params, cfg = resolve_params(args.notebook, args.profile, args.param or [], args.results)
+    execute(name, params, cfg)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    plan = []
+    for name in C.NOTEBOOK_CONFIGS:  # validate every notebook's parameters before running any
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
+        plan.append(resolve_params(name, args.profile, [], args.results))
+    times = {}
+    for name, params, cfg in plan:
+        t0 = time.time()
+        execute(name, params, cfg)
+        times[name] = round(time.time() - t0, 1)
+    results = resolve_results_dir(args.results or "results")
+    write_json(results / f"reproduce_{Path(args.profile).stem}.json", dict(profile=args.profile, seconds=times,
+                                                                          total=round(sum(times.values()), 1)))
+    print("[scorelib] wall time per notebook (s):", times, "total", round(sum(times.values()), 1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m scorelib", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run one notebook with papermill")
+    r.add_argument("notebook", help="notebook name (e.g. 01_base_model_self_correction, or a prefix like 01)")
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
+    r.add_argument("--profile", help="take values from notebooks/params/PROFILE.yaml first")
+    r.add_argument("--results", help="results folder (default: results/ in the project root)")
+    r.set_defaults(fn=cmd_run)
+    q = sub.add_parser("reproduce", help="run every notebook in order")
+    q.add_argument("--profile", default="default", help="default, smoke, or a YAML file of parameter values")
+    q.add_argument("--results", help="results folder (default: results/ in the project root)")
+    q.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    q.set_defaults(fn=cmd_reproduce)
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except C.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # papermill's execution error already names the failing cell
+        if type(e).__name__ == "PapermillExecutionError":
+            print(f"error: notebook failed: {e}", file=sys.stderr)
+            return 1
+        raise

@@ -1,0 +1,201 @@
+"""Notebook configs: one frozen dataclass per notebook, field names = parameter names.
+
+The notebook's tagged ``parameters`` cell holds the same names as literals; the
+runner checks any override against the dataclass before any compute (unknown name,
+wrong type, out-of-range value), and the notebook builds its config from its
+parameters with ``from_params``. Profiles (``notebooks/params/<profile>.yaml``) are
+flat maps of parameter name to value shared by all notebooks: each notebook takes
+the names it has.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from scorelib.tasks.toy import LEVELS, SKILLS
+
+TASKS = ("toy",)  # MATH and HumanEval arrive with the real-task issue
+
+
+class ConfigError(ValueError):
+    """A bad parameter: raised before any compute, naming the valid choices."""
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class Common:
+    """Parameters every notebook has."""
+
+    seed: int = 0  # one seed drives data, initialisation and sampling
+    run_name: str = "default"  # this run's folder: <results_dir>/<notebook>/<run_name>/
+    results_dir: str = "results"  # relative paths are taken from the project root
+    device: str = "auto"  # auto = cuda if available, else cpu
+    progress: bool = True  # tqdm progress bars for long loops
+
+    def validate(self) -> None:
+        _check(self.run_name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+               f"run_name must be letters, digits, '-', '_' or '.', got {self.run_name!r}")
+        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+               f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(Common):
+    """Notebook 00: the toy world and the tiny base model."""
+
+    n_train: int = 30000  # training problems (the test split is disjoint by construction)
+    n_test: int = 2048  # held-out problems for the quick check at the end
+    d_model: int = 96  # width of the tiny Llama
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ffn: int = 384
+    phase1_steps: int = 600  # clean single attempts
+    phase2_steps: int = 600  # two-attempt traces built from the model's own attempts
+    batch_size: int = 64
+    lr: float = 3e-3
+    n_own_problems: int = 6000  # training problems the phase-1 model attempts
+    own_k: int = 2  # T=1 samples per problem (plus one greedy) for the phase-2 corpus
+    n_phase2: int = 40000  # phase-2 examples
+    single_frac: float = 0.1  # corpus mix: share of clean single attempts in phase 2
+    wrong_frac: float = 0.5  # corpus mix: share of traces whose y1 is wrong
+    fix_rate: float = 0.6  # corpus mix: P(y2 correct | y1 wrong), else copy
+    break_rate: float = 0.4  # corpus mix: P(y2 wrong | y1 right), else copy
+    error_source: str = "own"  # corpus mix: 'own' attempts or 'injected' errors as y1
+    max_new_tokens: int = 160  # longest attempt
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("n_train", "n_test", "d_model", "n_layers", "n_heads", "d_ffn", "batch_size",
+                     "n_own_problems", "own_k", "n_phase2", "max_new_tokens"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("phase1_steps", "phase2_steps"):
+            _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _check(self.d_model % self.n_heads == 0, f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
+        for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate"):
+            _check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
+        _check(self.error_source in ("own", "injected"),
+               f"error_source must be 'own' or 'injected', got {self.error_source!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig(Common):
+    """Notebook 01: the base model under the two-turn protocol."""
+
+    base_run: str = "default"  # the notebook-00 run whose base model to evaluate
+    task: str = "toy"  # toy (MATH and HumanEval come with the real-task issue)
+    n_test: int = 2048  # held-out problems (with 512, |Δ| under ~2 points is noise)
+    temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 = greedy, the paper's)
+    n_seq_attempts: int = 10  # Fig. 7: accuracy over this many sequential attempts
+    n_seq_problems: int = 512  # problems for the sequential-attempt curve
+    n_boot: int = 1000  # bootstrap resamples for 95% CIs
+    n_transcripts: int = 3  # examples shown of each transition
+    max_new_tokens: int = 160
+    batch_size: int = 512  # generation batch
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
+        for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.n_transcripts >= 0, f"n_transcripts must be >= 0, got {self.n_transcripts}")
+        _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and 0 <= t <= 5
+                                                  for t in self.temperatures),
+               f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")
+
+
+NOTEBOOK_CONFIGS: dict[str, type] = {
+    "00_toy_world_and_base_model": PretrainConfig,
+    "01_base_model_self_correction": EvalConfig,
+}
+
+
+def config_for(notebook: str) -> type:
+    """The config class of a notebook, by its name with or without '.ipynb' (or a unique prefix)."""
+    name = Path(notebook).name.removesuffix(".ipynb")
+    matches = [n for n in NOTEBOOK_CONFIGS if n == name or n.startswith(name)]
+    if len(matches) != 1:
+        raise ConfigError(f"unknown notebook {notebook!r}; valid: {sorted(NOTEBOOK_CONFIGS)}")
+    return NOTEBOOK_CONFIGS[matches[0]]
+
+
+def field_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _coerce(name: str, value, typ):
+    """Check (and gently convert) a value against a field's annotated type."""
+    if isinstance(typ, str):  # postponed annotations
+        typ = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}.get(typ, typ)
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    elif typ is tuple or origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (value,)
+    elif isinstance(typ, types.UnionType) or origin is typing.Union:
+        return value
+    else:
+        return value
+    tname = getattr(typ, "__name__", str(typ))
+    raise ConfigError(f"parameter {name!r} must be of type {tname}, got {value!r} ({type(value).__name__})")
+
+
+def make_config(cls, params: dict):
+    """Build and validate a config from a dict of overrides; unknown names fail with the valid ones."""
+    valid = field_names(cls)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown} for {cls.__name__}; valid parameters: {valid}")
+    hints = typing.get_type_hints(cls)
+    values = {k: _coerce(k, v, hints[k]) for k, v in params.items()}
+    cfg = cls(**values)
+    cfg.validate()
+    return cfg
+
+
+def from_params(cls, namespace: dict):
+    """The config of a notebook from its parameters (the names of its fields in `namespace`)."""
+    return make_config(cls, {k: namespace[k] for k in field_names(cls) if k in namespace})
+
+
+def to_dict(cfg) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def load_profile(path: str | Path) -> dict:
+    """A flat YAML map of parameter name to value (an empty file is an empty profile)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"no profile file {p}")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {p} must be a map of parameter name to value")
+    return data
+
+
+def profile_params(cls, profile: dict) -> dict:
+    """The entries of a shared profile that this notebook's config has."""
+    names = set(field_names(cls))
+    return {k: v for k, v in profile.items() if k in names}

@@ -1,0 +1,75 @@
+"""Evaluation under the paper's two-turn protocol (section 1-2 of the digest).
+
+One call samples y1 and y2 for every held-out problem (greedy by default, as the
+paper evaluates) and returns everything the tables and figures need: per-problem
+correctness of each attempt, extracted answers, edit-distance ratios, and the
+metrics with bootstrap CIs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scorelib import metrics as M
+from scorelib.grading import extract_answer, reward
+from scorelib.prompts import Protocol
+from scorelib.rollout import Rollouts, rollout
+
+
+@dataclass
+class TwoTurnEval:
+    """Per-problem outcomes of a two-turn evaluation and its summary."""
+
+    rollouts: Rollouts
+    problems: list  # MATH-format records (problem, answer, level, ...)
+    c1: np.ndarray  # (N,) attempt 1 correct
+    c2: np.ndarray  # (N,) attempt 2 correct
+    a1: list  # extracted answers
+    a2: list
+    edit_ratio: np.ndarray  # (N,) edit-distance ratio between y1 and y2
+    summary: dict  # metrics (percent) with _lo/_hi CIs, fix_own, different-answer rate
+
+    def frame(self) -> pd.DataFrame:
+        """One row per problem: level, subject, both attempts' correctness and answers."""
+        return pd.DataFrame(dict(level=[p.level for p in self.problems], subject=[p.subject for p in self.problems],
+                                 c1=self.c1, c2=self.c2, a1=self.a1, a2=self.a2, gold=[p.answer for p in self.problems],
+                                 edit_ratio=self.edit_ratio))
+
+    def by_level(self) -> pd.DataFrame:
+        return M.metrics_by_group(self.c1, self.c2, [p.level for p in self.problems])
+
+    def transcripts(self, kind: str, n: int) -> list[dict]:
+        """Up to n examples of one transition: 'i2c', 'c2i', 'c2c' or 'i2i'."""
+        want = {"i2c": (False, True), "c2i": (True, False), "c2c": (True, True), "i2i": (False, False)}[kind]
+        idx = [i for i in range(len(self.c1)) if (bool(self.c1[i]), bool(self.c2[i])) == want][:n]
+        return [dict(problem=self.problems[i].problem, answer=self.problems[i].answer,
+                     y1=self.rollouts.y1_text[i], y2=self.rollouts.y2_text[i]) for i in idx]
+
+
+def evaluate_two_turn(model, tokenizer, problems: list, protocol: Protocol, temperature: float = 0.0,
+                      max_new_tokens: int = 160, batch_size: int = 512, n_boot: int = 1000, seed: int = 0,
+                      progress: bool = False) -> TwoTurnEval:
+    """Sample [x, y1, p, y2] once per problem and score both attempts."""
+    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward,
+                 n_turns=2, k=1, temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                 seed=seed, progress=progress)
+    c1, c2 = ro.correct[:, 0], ro.correct[:, 1]
+    a1 = [extract_answer(t) for t in ro.y1_text]
+    a2 = [extract_answer(t) for t in ro.y2_text]
+    summary = M.summarize(c1, c2, n_boot=n_boot, seed=seed)
+    summary["different_answer"] = M.different_answer_rate(a1, a2)
+    summary["temperature"] = temperature
+    edit = np.array([M.edit_distance_ratio(y1, y2) for y1, y2 in zip(ro.y1_text, ro.y2_text)])
+    return TwoTurnEval(ro, list(problems), c1, c2, a1, a2, edit, summary)
+
+
+def sequential_attempts(model, tokenizer, problems: list, protocol: Protocol, n_attempts: int,
+                        temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 512,
+                        seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Accuracy (percent) of each of n sequential attempts [x, y1, p, y2, p, y3, ...] (Fig. 7)."""
+    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward,
+                 n_turns=n_attempts, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
+                 batch_size=batch_size, seed=seed, progress=progress)
+    return M.sequential_accuracy(ro.correct)

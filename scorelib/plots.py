@@ -1,0 +1,72 @@
+"""One function per figure kind, one style. Each returns the matplotlib Figure."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg") if matplotlib.get_backend().lower() in ("", "agg") else None
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "font.size": 10})
+
+
+def training_curve(history: list[dict], title: str = "Pretraining loss") -> plt.Figure:
+    """Loss against step, one colour per phase."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    df = pd.DataFrame(history)
+    for phase, g in df.groupby(df.get("phase", pd.Series(1, index=df.index))):
+        ax.plot(g["step"], g["loss"], label=f"phase {phase}")
+    ax.set(xlabel="step", ylabel="loss (trained tokens)", title=title, yscale="log")
+    ax.legend()
+    return fig
+
+
+def edit_distance_hist(ratios: dict[str, np.ndarray], title: str = "Edit-distance ratio between y1 and y2") -> plt.Figure:
+    """Fig. 3: density histograms, 10 bins on [0, 1], one panel per series."""
+    fig, axes = plt.subplots(1, len(ratios), figsize=(3.2 * len(ratios), 2.8), squeeze=False, sharey=True)
+    for ax, (name, r) in zip(axes[0], ratios.items()):
+        ax.hist(np.asarray(r), bins=10, range=(0, 1), density=True, color="tab:blue", alpha=0.8)
+        ax.set(title=name, xlabel="edit distance ratio")
+    axes[0][0].set_ylabel("density")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sequential_accuracy(curves: dict[str, np.ndarray], title: str = "Accuracy over sequential attempts") -> plt.Figure:
+    """Fig. 7: accuracy of attempt k, one line per model."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, acc in curves.items():
+        ax.plot(np.arange(1, len(acc) + 1), acc, marker="o", label=name)
+    ax.set(xlabel="attempt", ylabel="accuracy (%)", title=title)
+    ax.legend()
+    return fig
+
+
+def transitions_by_level(by_level: pd.DataFrame, title: str = "Δi→c and Δc→i by difficulty level") -> plt.Figure:
+    """Fig. 6: paired bars of Δi→c and Δc→i per level."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    x = np.arange(len(by_level))
+    ax.bar(x - 0.2, by_level["delta_i2c"], 0.4, label="Δi→c (fixed)", color="tab:green")
+    ax.bar(x + 0.2, by_level["delta_c2i"], 0.4, label="Δc→i (broken)", color="tab:red")
+    ax.set_xticks(x, [str(v) for v in by_level.index])
+    ax.set(xlabel="level", ylabel="% of problems", title=title)
+    ax.legend()
+    return fig
+
+
+def accuracy_bars(rows: dict[str, dict], title: str = "Direct generation vs self-correction") -> plt.Figure:
+    """Fig. 1 (left): Acc@t1 and Acc@t2 per method, annotated with Δ."""
+    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 3.2))
+    x = np.arange(len(rows))
+    t1 = [r["acc_t1"] for r in rows.values()]
+    t2 = [r["acc_t2"] for r in rows.values()]
+    ax.bar(x - 0.2, t1, 0.4, label="Accuracy@t1 (direct)")
+    ax.bar(x + 0.2, t2, 0.4, label="Accuracy@t2 (self-correction)")
+    for i, (a, b) in enumerate(zip(t1, t2)):
+        ax.annotate(f"Δ {b - a:+.1f}", (i, max(a, b) + 1), ha="center")
+    ax.set_xticks(x, list(rows))
+    ax.set(ylabel="accuracy (%)", title=title)
+    ax.legend(loc="lower right")
+    return fig

@@ -1,0 +1,212 @@
+"""Two-turn (or k-turn) rollouts with per-turn token masks (paper section 1 and 5).
+
+y1 ~ pi(.|x), then y2 ~ pi(.|x, y1, p), batched, with k samples per problem:
+greedy (temperature 0) for evaluation, temperature sampling for training. Each
+row of the result is one full sequence [x, y1, p, y2] as token ids, with a
+``segments`` tensor that labels every token (prompt, attempt t, instruction after
+attempt t) so SFT and RL can put their loss on exactly the tokens they train.
+
+Works for the tiny model and for any Hugging Face causal LM: prompts go through
+the tokenizer's chat template when it has one (the tiny tokenizer has one too),
+else through plain text. The instruction "glue" between attempts is taken from
+the template itself: render [user x, assistant PLACEHOLDER, user p] and keep what
+follows the placeholder, so the ids match what the template would give.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scorelib.prompts import Protocol
+
+PAD_SEG, PROMPT_SEG = 0, 1
+_PLACEHOLDER = "@@SCORELIB_ATTEMPT@@"
+
+
+def attempt_seg(t: int) -> int:
+    """Segment id of attempt t (1-based): 2, 4, 6, ..."""
+    return 2 * t
+
+
+def instruction_seg(t: int) -> int:
+    """Segment id of the instruction that follows attempt t: 3, 5, ..."""
+    return 2 * t + 1
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Token ids that end an attempt: the tokenizer's eos and the model's generation eos ids."""
+    ids = {tokenizer.eos_token_id}
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if gen_eos is not None:
+        ids.update(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
+    return sorted(i for i in ids if i is not None)
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_turn1(tokenizer, protocol: Protocol, problem: str) -> list[int]:
+    """Token ids of x: the first user turn and the assistant header."""
+    user = protocol.turn1(problem)
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                             add_generation_prompt=True)
+        return _encode(tokenizer, text)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + _encode(tokenizer, user + "\n")
+
+
+def encode_glue(tokenizer, protocol: Protocol) -> list[int]:
+    """Token ids between the end of an attempt and the next attempt (the instruction p)."""
+    if getattr(tokenizer, "chat_template", None):
+        msgs = [{"role": "user", "content": protocol.turn1("1+1")},
+                {"role": "assistant", "content": _PLACEHOLDER},
+                {"role": "user", "content": protocol.instruction}]
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return _encode(tokenizer, text.split(_PLACEHOLDER, 1)[1])
+    return _encode(tokenizer, "\n\n" + protocol.instruction + "\n\n")
+
+
+@dataclass
+class Rollouts:
+    """Full sequences of k-turn rollouts, one row per sample."""
+
+    problem_index: np.ndarray  # (N,) index into the problem list
+    texts: list[list[str]]  # [turn][row] decoded attempt text (special tokens dropped)
+    attempt_ids: list[list[list[int]]]  # [turn][row] generated ids, stop token included
+    rewards: np.ndarray  # (N, T) reward of each attempt
+    input_ids: torch.Tensor  # (N, L) right-padded [x, y1, p, y2, ...]
+    attention_mask: torch.Tensor  # (N, L)
+    segments: torch.Tensor  # (N, L) 0 pad, 1 prompt, 2t attempt t, 2t+1 instruction after t
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_turns(self) -> int:
+        return self.rewards.shape[1]
+
+    def mask(self, seg: int) -> torch.Tensor:
+        """Boolean (N, L) mask of one segment id."""
+        return self.segments == seg
+
+    def attempt_mask(self, t: int) -> torch.Tensor:
+        return self.mask(attempt_seg(t))
+
+    @property
+    def y1_text(self) -> list[str]:
+        return self.texts[0]
+
+    @property
+    def y2_text(self) -> list[str]:
+        return self.texts[1]
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(N, T) booleans: reward of each attempt is positive."""
+        return self.rewards > 0
+
+
+def _pad_left(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        att[i, width - len(s):] = 1
+    return ids.to(device), att.to(device)
+
+
+def _trim(row: list[int], stop_ids: set[int], pad_id: int) -> list[int]:
+    """Generated ids up to and including the first stop token."""
+    for j, t in enumerate(row):
+        if t in stop_ids:
+            return row[: j + 1]
+    return row  # no stop token: the attempt ran to max_new_tokens (generate pads only finished rows)
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, contexts: list[list[int]], temperature: float,
+                   max_new_tokens: int, stop_ids: list[int]) -> list[list[int]]:
+    """One batched generate call over variable-length contexts; returns trimmed continuations."""
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id
+    ids, att = _pad_left(contexts, pad_id, device)
+    kwargs = dict(do_sample=False) if temperature == 0 else dict(do_sample=True, temperature=temperature,
+                                                                 top_k=0, top_p=1.0)
+    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens,
+                         eos_token_id=stop_ids, pad_token_id=pad_id, **kwargs)
+    gen = out[:, ids.shape[1]:].tolist()
+    stop = set(stop_ids)
+    return [_trim(row, stop, pad_id) for row in gen]
+
+
+def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], protocol: Protocol,
+            reward_fn: Callable[[str, str], float], n_turns: int = 2, k: int = 1,
+            temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 256,
+            seed: int | None = None, progress: bool = False, given_y1: Sequence[list[int]] | None = None,
+            ) -> Rollouts:
+    """Sample n_turns attempts for each of k copies of each problem.
+
+    ``given_y1`` (token ids, one per row) fixes the first attempt instead of sampling it,
+    for the paper's "fixed first attempts" analyses.
+    """
+    if len(problems) != len(answers):
+        raise ValueError(f"{len(problems)} problems but {len(answers)} answers")
+    if n_turns < 1 or k < 1:
+        raise ValueError(f"n_turns and k must be >= 1, got {n_turns}, {k}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    stop = stop_token_ids(model, tokenizer)
+    stop_set = set(stop)
+    glue = encode_glue(tokenizer, protocol)
+    index = np.repeat(np.arange(len(problems)), k)
+    if given_y1 is not None and len(given_y1) != len(index):
+        raise ValueError(f"given_y1 has {len(given_y1)} rows, expected {len(index)}")
+    x_cache = {i: encode_turn1(tokenizer, protocol, problems[i]) for i in range(len(problems))}
+    # Each row's sequence as a list of (segment id, token ids) pieces.
+    pieces = [[(PROMPT_SEG, x_cache[i])] for i in index]
+    attempts: list[list[list[int]]] = []
+    steps = [(t, s) for t in range(1, n_turns + 1) for s in range(0, len(index), batch_size)]
+    bar = tqdm(total=len(steps), desc="rollout", disable=not progress, leave=False)
+    for t in range(1, n_turns + 1):
+        if t > 1:  # the instruction after the previous attempt
+            for row, prev in zip(pieces, attempts[-1]):
+                g = glue[1:] if prev and prev[-1] in stop_set and glue and glue[0] in stop_set else glue
+                row.append((instruction_seg(t - 1), g))
+        if t == 1 and given_y1 is not None:
+            turn = [list(y) for y in given_y1]
+        else:
+            turn = []
+            for s in range(0, len(index), batch_size):
+                ctx = [sum((p for _, p in row), []) for row in pieces[s:s + batch_size]]
+                turn += generate_batch(model, tokenizer, ctx, temperature, max_new_tokens, stop)
+                bar.update(1)
+        for row, y in zip(pieces, turn):
+            row.append((attempt_seg(t), y))
+        attempts.append(turn)
+    bar.close()
+    texts = [tokenizer.batch_decode(turn, skip_special_tokens=True) for turn in attempts]
+    rewards = np.array([[reward_fn(texts[t][r], answers[index[r]]) for t in range(n_turns)]
+                        for r in range(len(index))], dtype=np.float64).reshape(len(index), n_turns)
+    # Assemble right-padded full sequences with their segment labels.
+    width = max(sum(len(p) for _, p in row) for row in pieces)
+    ids = torch.full((len(index), width), tokenizer.pad_token_id, dtype=torch.long)
+    segs = torch.zeros((len(index), width), dtype=torch.long)
+    for r, row in enumerate(pieces):
+        pos = 0
+        for seg, p in row:
+            ids[r, pos:pos + len(p)] = torch.tensor(p, dtype=torch.long)
+            segs[r, pos:pos + len(p)] = seg
+            pos += len(p)
+    if was_training:
+        model.train()
+    return Rollouts(index, texts, attempts, rewards, ids, (segs != PAD_SEG).long(), segs,
+                    meta=dict(temperature=temperature, k=k, n_turns=n_turns, max_new_tokens=max_new_tokens))

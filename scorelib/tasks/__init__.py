@@ -1,0 +1,1 @@
+"""Tasks: the embedded toy world, and (later) MATH and HumanEval."""

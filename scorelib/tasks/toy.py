@@ -1,0 +1,246 @@
+"""The toy world: seeded MATH-style arithmetic problems with exact answers.
+
+Each problem is a record in the MATH/PRM800K format (``problem``, ``solution``,
+``answer``, ``subject``, ``level``, ``unique_id``), so the toy world and the real
+MATH task share every downstream function (prompting, grading, metrics).
+
+Four skills (``subject``), five difficulty levels (more digits, longer
+scratchpads, more chances to slip):
+
+* ``add``   ``Compute $457+386$.``        operands of level+1 digits
+* ``sub``   ``Compute $457-386$.``        operands of level+1 digits, result > 0
+* ``mul``   ``Compute $4571\\times 6$.``   a level+1-digit number times one digit
+* ``combo`` ``Compute $(45+38)\\times 6$.`` a sum of level-digit numbers, then times one digit
+
+Solutions are column-by-column scratchpads written from the least significant
+digit, ending in the paper's answer format ("Final Answer: The final answer is
+$X$. I hope it is correct."). Errors in such scratchpads are systematic (a dropped
+carry, a wrong borrow), which is what a tiny model actually gets wrong.
+
+Departure from the paper: MATH is replaced by arithmetic a 1M-parameter model can
+half-learn in a minute of CPU time; the protocol, answer format and grading are
+the paper's.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, asdict
+
+from scorelib.grading import FINAL_ANSWER_PREFIX, FINAL_ANSWER_SUFFIX
+
+SKILLS = ("add", "sub", "mul", "combo")
+LEVELS = (1, 2, 3, 4, 5)
+TEST_BUCKET_PERCENT = 20  # a problem whose text hashes into the first 20% of buckets is test-only
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One MATH-format problem record."""
+
+    problem: str
+    solution: str
+    answer: str
+    subject: str
+    level: int
+    unique_id: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def final_answer(answer: str) -> str:
+    """The paper's answer sentence."""
+    return f"{FINAL_ANSWER_PREFIX}{answer}{FINAL_ANSWER_SUFFIX}"
+
+
+def _digits(x: int) -> list[int]:
+    """Digits of x, least significant first."""
+    return [int(c) for c in reversed(str(x))]
+
+
+def _from_digits(ds: list[int]) -> int:
+    return int("".join(str(d) for d in reversed(ds))) if ds else 0
+
+
+# A fault (column, delta) adds delta to one column's result: the error a solver makes
+# when it slips on one step and carries the slip through the rest of the scratchpad.
+Fault = tuple[int, int] | None
+
+
+def add_steps(a: int, b: int, fault: Fault = None) -> tuple[list[str], int]:
+    """Column addition: one 'a_i+b_i+carry=s' step per column."""
+    da, db = _digits(a), _digits(b)
+    n = max(len(da), len(db))
+    da += [0] * (n - len(da))
+    db += [0] * (n - len(db))
+    steps, out, carry = [], [], 0
+    for i, (x, y) in enumerate(zip(da, db)):
+        s = x + y + carry
+        if fault and fault[0] == i:
+            s = max(0, s + fault[1])
+        steps.append(f"{x}+{y}+{carry}={s}")
+        out.append(s % 10)
+        carry = s // 10
+    if carry:
+        out.append(carry)
+    return steps, _from_digits(out)
+
+
+def sub_steps(a: int, b: int, fault: Fault = None) -> tuple[list[str], int]:
+    """Column subtraction (a > b): a borrowed column is written '1x-y-borrow=d'."""
+    da, db = _digits(a), _digits(b)
+    db += [0] * (len(da) - len(db))
+    steps, out, borrow = [], [], 0
+    for i, (x, y) in enumerate(zip(da, db)):
+        d = x - y - borrow
+        borrowed = d < 0
+        if borrowed:
+            d += 10
+        if fault and fault[0] == i:
+            d = min(9, max(0, d + fault[1]))
+        steps.append(f"1{x}-{y}-{borrow}={d}" if borrowed else f"{x}-{y}-{borrow}={d}")
+        out.append(d)
+        borrow = int(borrowed)
+    return steps, _from_digits(out)
+
+
+def mul_steps(a: int, d: int, fault: Fault = None) -> tuple[list[str], int]:
+    """Multiplication by one digit: one 'a_i*d+carry=p' step per column."""
+    steps, out, carry = [], [], 0
+    for i, x in enumerate(_digits(a)):
+        p = x * d + carry
+        if fault and fault[0] == i:
+            p = max(0, p + fault[1])
+        steps.append(f"{x}*{d}+{carry}={p}")
+        out.append(p % 10)
+        carry = p // 10
+    if carry:
+        out.append(carry)
+    return steps, _from_digits(out)
+
+
+def _rand_n_digits(rng: random.Random, n: int) -> int:
+    return rng.randint(10 ** (n - 1), 10**n - 1)
+
+
+def draw_operands(rng: random.Random, skill: str, level: int) -> tuple[int, ...]:
+    """Operands of one problem of a skill and level."""
+    if skill in ("add", "sub"):
+        a, b = _rand_n_digits(rng, level + 1), _rand_n_digits(rng, level + 1)
+        if skill == "sub":
+            a, b = max(a, b), min(a, b)
+            if a == b:
+                a += 1 if a < 10 ** (level + 1) - 1 else 0
+                b -= 0 if a != b else 1
+        return a, b
+    if skill == "mul":
+        return _rand_n_digits(rng, level + 1), rng.randint(2, 9)
+    if skill == "combo":
+        return _rand_n_digits(rng, level), _rand_n_digits(rng, level), rng.randint(2, 9)
+    raise ValueError(f"unknown skill {skill!r}; valid skills: {SKILLS}")
+
+
+def statement(skill: str, ops: tuple[int, ...]) -> str:
+    """The problem text in MATH style."""
+    expr = {"add": "{}+{}", "sub": "{}-{}", "mul": "{}\\times {}", "combo": "({}+{})\\times {}"}[skill]
+    return f"Compute ${expr.format(*ops)}$."
+
+
+def solve(skill: str, ops: tuple[int, ...], fault: Fault = None) -> tuple[list[str], int]:
+    """The scratchpad and answer; a fault makes one step wrong, carried through consistently."""
+    if skill == "add":
+        return add_steps(*ops, fault=fault)
+    if skill == "sub":
+        return sub_steps(*ops, fault=fault)
+    if skill == "mul":
+        return mul_steps(*ops, fault=fault)
+    a, b, d = ops
+    n1 = len(str(max(a, b)))
+    f1 = fault if fault and fault[0] < n1 else None
+    f2 = (fault[0] - n1, fault[1]) if fault and fault[0] >= n1 else None
+    s1, total = add_steps(a, b, fault=f1)
+    s2, ans = mul_steps(total, d, fault=f2)
+    return s1 + [f"so {total}."] + s2, ans
+
+
+def n_columns(skill: str, ops: tuple[int, ...]) -> int:
+    """How many scratchpad steps a fault can hit."""
+    if skill == "combo":
+        return len(str(max(ops[0], ops[1]))) + len(str(ops[0] + ops[1]))
+    return len(str(ops[0]))
+
+
+def write_solution(steps: list[str], answer: int | str) -> str:
+    """A scratchpad followed by the paper's answer sentence."""
+    return " ".join(steps) + " " + final_answer(str(answer))
+
+
+def is_test_problem(text: str) -> bool:
+    """Deterministic split by a hash of the statement, so train and test never overlap."""
+    h = int(hashlib.md5(text.encode()).hexdigest()[:8], 16)
+    return h % 100 < TEST_BUCKET_PERCENT
+
+
+def generate(n: int, split: str = "train", seed: int = 0,
+             skills: tuple[str, ...] = SKILLS, levels: tuple[int, ...] = LEVELS) -> list[Problem]:
+    """n distinct problems of one split, skills and levels drawn uniformly; same seed, same list."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    for s in skills:
+        if s not in SKILLS:
+            raise ValueError(f"unknown skill {s!r}; valid skills: {SKILLS}")
+    for lv in levels:
+        if lv not in LEVELS:
+            raise ValueError(f"unknown level {lv!r}; valid levels: {LEVELS}")
+    rng = random.Random(f"toy-{split}-{seed}")
+    want_test = split == "test"
+    seen: set[str] = set()
+    out: list[Problem] = []
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 50 * n + 10_000:
+            raise RuntimeError(f"could not draw {n} distinct {split} problems; ask for fewer or more levels")
+        skill, level = rng.choice(skills), rng.choice(levels)
+        ops = draw_operands(rng, skill, level)
+        text = statement(skill, ops)
+        if text in seen or is_test_problem(text) != want_test:
+            continue
+        seen.add(text)
+        steps, ans = solve(skill, ops)
+        out.append(Problem(text, write_solution(steps, ans), str(ans), skill, level,
+                           f"toy/{split}/{seed}/{len(out)}"))
+    return out
+
+
+_STATEMENT = re.compile(r"^Compute \$(?:\((\d+)\+(\d+)\)\\times (\d)|(\d+)([+-])(\d+)|(\d+)\\times (\d))\$\.$")
+
+
+def parse_statement(text: str) -> tuple[str, tuple[int, ...]]:
+    """(skill, operands) of a toy statement; ValueError for anything else."""
+    m = _STATEMENT.match(text)
+    if not m:
+        raise ValueError(f"not a toy-world statement: {text[:80]!r}")
+    g = m.groups()
+    if g[0] is not None:
+        return "combo", (int(g[0]), int(g[1]), int(g[2]))
+    if g[3] is not None:
+        return ("add" if g[4] == "+" else "sub"), (int(g[3]), int(g[5]))
+    return "mul", (int(g[6]), int(g[7]))
+
+
+def corrupt_solution(p: Problem, rng: random.Random) -> tuple[str, str]:
+    """A wrong solution of p with one injected slip carried through: (solution, answer)."""
+    skill, ops = parse_statement(p.problem)
+    for _ in range(20):
+        fault = (rng.randrange(n_columns(skill, ops)), rng.choice((-2, -1, 1, 2)))
+        steps, ans = solve(skill, ops, fault)
+        if str(ans) != p.answer:
+            return write_solution(steps, ans), str(ans)
+    steps, ans = solve(skill, ops)  # every slip cancelled out (rare): change the last digit instead
+    wrong = ans + 1
+    return write_solution(steps, wrong), str(wrong)

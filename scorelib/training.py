@@ -1,0 +1,96 @@
+"""A plain masked language-model training loop, shared by pretraining and SFT.
+
+Each example is (token ids, loss mask): the loss is the next-token cross-entropy
+on the positions the mask marks, averaged over those tokens. Batches are drawn
+from length buckets (so padding stays small), in a seeded order.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class Example:
+    """Token ids and a 0/1 mask of the positions trained as targets."""
+
+    ids: list[int]
+    mask: list[int]
+
+
+def collate(batch: list[Example], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad to (B, L): input ids, attention mask, labels (-100 where not trained)."""
+    width = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for i, e in enumerate(batch):
+        n = len(e.ids)
+        ids[i, :n] = torch.tensor(e.ids)
+        att[i, :n] = 1
+        m = torch.tensor(e.mask, dtype=torch.bool)
+        labels[i, :n][m] = ids[i, :n][m]
+    return ids.to(device), att.to(device), labels.to(device)
+
+
+def bucketed_batches(examples: list[Example], batch_size: int, rng: random.Random, pool: int = 4) -> list[list[Example]]:
+    """One pass over the data in random batches; each pool of `pool` batches is sorted by length to cut padding."""
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    batches = []
+    for s in range(0, len(order), batch_size * pool):
+        chunk = sorted(order[s:s + batch_size * pool], key=lambda i: len(examples[i].ids))
+        batches += [[examples[i] for i in chunk[j:j + batch_size]] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def lr_at(step: int, total: int, lr: float, warmup: int, final_frac: float = 0.1) -> float:
+    """Linear warm-up, then cosine decay to final_frac * lr."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return lr * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int, lr: float, pad_id: int,
+                    warmup: int = 50, weight_decay: float = 0.01, seed: int = 0, log_every: int = 25,
+                    progress: bool = True, desc: str = "train", optimizer=None) -> list[dict]:
+    """Train for a number of steps (cycling over the data); returns the logged history."""
+    if not examples:
+        raise ValueError("no training examples")
+    if steps < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"steps, batch_size and lr must be positive, got {steps}, {batch_size}, {lr}")
+    device = next(model.parameters()).device
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                         betas=(0.9, 0.98), weight_decay=weight_decay)
+    model.train()
+    history, queue, t0 = [], [], time.perf_counter()
+    run_loss, run_tok = 0.0, 0
+    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        if not queue:
+            queue = bucketed_batches(examples, batch_size, rng)
+        ids, att, labels = collate(queue.pop(), pad_id, device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, warmup)
+        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        n_tok = int((labels[:, 1:] != -100).sum())
+        run_loss += loss.item() * n_tok
+        run_tok += n_tok
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            history.append(dict(step=step + 1, loss=run_loss / max(1, run_tok), lr=opt.param_groups[0]["lr"],
+                                seconds=time.perf_counter() - t0))
+            run_loss, run_tok = 0.0, 0
+    model.eval()
+    return history
