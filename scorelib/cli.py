@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from scorelib import config as C
-from scorelib.results import resolve_results_dir, run_dir, write_json
+from scorelib.results import MissingInput, require_run, resolve_results_dir, run_dir, write_json
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +86,16 @@ def execute(name: str, params: dict, cfg) -> Path:
     return out_dir
 
 
+def check_inputs(cfg, made_by_plan: set = frozenset()) -> None:
+    """Fail before any compute when an earlier notebook's output is missing."""
+    for nb, run_name, what in cfg.inputs():
+        if (nb, run_name) not in made_by_plan:
+            require_run(cfg.results_dir, nb, run_name, what)
+
+
 def cmd_run(args) -> int:
     name, params, cfg = resolve_params(args.notebook, args.profile, args.param or [], args.results)
+    check_inputs(cfg)
     execute(name, params, cfg)
     return 0
 
@@ -98,6 +106,10 @@ def cmd_reproduce(args) -> int:
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
         plan.append(resolve_params(name, args.profile, [], args.results))
+    made = set()
+    for name, _, cfg in plan:
+        check_inputs(cfg, made)
+        made.add((name, cfg.run_name))
     times = {}
     for name, params, cfg in plan:
         t0 = time.time()
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return args.fn(args)
-    except C.ConfigError as e:
+    except (C.ConfigError, MissingInput) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # papermill's execution error already names the failing cell

@@ -10,6 +10,7 @@ the names it has.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -31,6 +32,12 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _check_name(field: str, value: str) -> None:
+    """Run names become folder names: letters, digits, '-', '_' and '.', not starting with '.'."""
+    _check(re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", value) is not None,
+           f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
+
+
 @dataclass(frozen=True)
 class Common:
     """Parameters every notebook has."""
@@ -41,11 +48,14 @@ class Common:
     device: str = "auto"  # auto = cuda if available, else cpu
     progress: bool = True  # tqdm progress bars for long loops
 
+    def inputs(self) -> list[tuple[str, str, str]]:
+        """(notebook, run_name, path) of the earlier outputs this notebook reads."""
+        return []
+
     def validate(self) -> None:
-        _check(self.run_name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
-               f"run_name must be letters, digits, '-', '_' or '.', got {self.run_name!r}")
-        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-               f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+        _check_name("run_name", self.run_name)
+        _check(self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
+               f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,8 @@ class PretrainConfig(Common):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("phase1_steps", "phase2_steps"):
             _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        _check(self.d_model % self.n_heads == 0, f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        _check(self.d_model % self.n_heads == 0 and (self.d_model // self.n_heads) % 2 == 0,
+               f"d_model / n_heads must be an even integer (rotary embeddings), got {self.d_model} / {self.n_heads}")
         _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
         for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate"):
             _check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -102,13 +113,18 @@ class EvalConfig(Common):
     max_new_tokens: int = 160
     batch_size: int = 512  # generation batch
 
+    def inputs(self) -> list[tuple[str, str, str]]:
+        """(notebook, run_name, path) of the earlier outputs this notebook reads."""
+        return [("00_toy_world_and_base_model", self.base_run, "model")]
+
     def validate(self) -> None:
         super().validate()
         _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
         for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_transcripts >= 0, f"n_transcripts must be >= 0, got {self.n_transcripts}")
-        _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and 0 <= t <= 5
+        _check_name("base_run", self.base_run)
+        _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 5
                                                   for t in self.temperatures),
                f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")
 

@@ -13,6 +13,7 @@ self-correction instruction is one special token ``<|retry|>`` (see prompts.py).
 """
 from __future__ import annotations
 
+import json
 import string
 from pathlib import Path
 
@@ -92,7 +93,12 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     p = Path(path)
-    if (p / "scorelib_tiny.json").exists():
+    tok_class = ""
+    if (p / "tokenizer_config.json").exists():
+        tok_class = json.loads((p / "tokenizer_config.json").read_text()).get("tokenizer_class", "")
+    # A hand-built tokenizer (saved as TokenizersBackend/PreTrainedTokenizerFast) must load as itself:
+    # AutoTokenizer would rebuild it from the model's config class (e.g. a byte-level Qwen2Tokenizer).
+    if (p / "scorelib_tiny.json").exists() or tok_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
         tok = PreTrainedTokenizerFast.from_pretrained(p)
     else:
         tok = AutoTokenizer.from_pretrained(path)

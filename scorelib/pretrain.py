@@ -90,9 +90,9 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
     eos = tokenizer.eos_token_id
     wrong = [a for a in attempts if not a.correct]
     right = [a for a in attempts if a.correct]
-    if mix.error_source == "own" and (not wrong or not right):
-        raise ValueError(f"phase-1 model gave {len(right)} right and {len(wrong)} wrong attempts: need both")
-    counts = dict(single=0, wrong_fix=0, wrong_copy=0, right_copy=0, right_break=0)
+    counts = dict(single=0, wrong_fix=0, wrong_copy=0, right_copy=0, right_break=0, stand_in=0)
+    if not singles:
+        raise ValueError("no training problems for the phase-2 corpus")
     out: list[Example] = []
     enc = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]  # noqa: E731
     for _ in range(n_examples):
@@ -102,10 +102,12 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
             counts["single"] += 1
             continue
         y1_wrong = rng.random() < mix.wrong_frac
-        if mix.error_source == "own":
-            a = rng.choice(wrong if y1_wrong else right)
+        pool = wrong if y1_wrong else right
+        if mix.error_source == "own" and pool:
+            a = rng.choice(pool)
             p, y1_ids, y1_text = a.problem, a.ids, a.text
-        else:  # injected: the reference solution, corrupted half the time
+        else:  # injected (or no own attempt of that kind, e.g. a barely trained model): a stand-in
+            counts["stand_in"] += mix.error_source == "own"
             p = rng.choice(singles)
             y1_text = corrupt_solution(p, rng)[0] if y1_wrong else p.solution
             y1_ids = enc(y1_text)

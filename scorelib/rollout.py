@@ -156,6 +156,8 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     """
     if len(problems) != len(answers):
         raise ValueError(f"{len(problems)} problems but {len(answers)} answers")
+    if not problems:
+        raise ValueError("no problems to roll out")
     if n_turns < 1 or k < 1:
         raise ValueError(f"n_turns and k must be >= 1, got {n_turns}, {k}")
     if temperature < 0:
@@ -179,7 +181,7 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     for t in range(1, n_turns + 1):
         if t > 1:  # the instruction after the previous attempt
             for row, prev in zip(pieces, attempts[-1]):
-                g = glue[1:] if prev and prev[-1] in stop_set and glue and glue[0] in stop_set else glue
+                g = glue[1:] if prev and glue and prev[-1] == glue[0] else glue  # the attempt closed its own turn
                 row.append((instruction_seg(t - 1), g))
         if t == 1 and given_y1 is not None:
             turn = [list(y) for y in given_y1]

@@ -7,10 +7,10 @@ MATH task share every downstream function (prompting, grading, metrics).
 Four skills (``subject``), five difficulty levels (more digits, longer
 scratchpads, more chances to slip):
 
-* ``add``   ``Compute $457+386$.``        operands of level+1 digits
-* ``sub``   ``Compute $457-386$.``        operands of level+1 digits, result > 0
-* ``mul``   ``Compute $4571\\times 6$.``   a level+1-digit number times one digit
-* ``combo`` ``Compute $(45+38)\\times 6$.`` a sum of level-digit numbers, then times one digit
+* ``add``   ``Compute $457+386$.``        two numbers of `level` digits
+* ``sub``   ``Compute $457-386$.``        two numbers of `level` digits, result > 0
+* ``mul``   ``Compute $4571\\times 6$.``   a `level`-digit number times one digit
+* ``combo`` ``Compute $(45+38)\\times 6$.`` a sum of two ceil(level/2)-digit numbers, then times one digit
 
 Solutions are column-by-column scratchpads written from the least significant
 digit, ending in the paper's answer format ("Final Answer: The final answer is
@@ -128,17 +128,17 @@ def _rand_n_digits(rng: random.Random, n: int) -> int:
 def draw_operands(rng: random.Random, skill: str, level: int) -> tuple[int, ...]:
     """Operands of one problem of a skill and level."""
     if skill in ("add", "sub"):
-        a, b = _rand_n_digits(rng, level + 1), _rand_n_digits(rng, level + 1)
+        a, b = _rand_n_digits(rng, level), _rand_n_digits(rng, level)
         if skill == "sub":
             a, b = max(a, b), min(a, b)
-            if a == b:
-                a += 1 if a < 10 ** (level + 1) - 1 else 0
-                b -= 0 if a != b else 1
+            if a == b:  # keep the answer positive
+                a, b = (a + 1, b) if a < 10**level - 1 else (a, b - 1)
         return a, b
     if skill == "mul":
-        return _rand_n_digits(rng, level + 1), rng.randint(2, 9)
+        return _rand_n_digits(rng, level), rng.randint(2, 9)
     if skill == "combo":
-        return _rand_n_digits(rng, level), _rand_n_digits(rng, level), rng.randint(2, 9)
+        n = (level + 1) // 2
+        return _rand_n_digits(rng, n), _rand_n_digits(rng, n), rng.randint(2, 9)
     raise ValueError(f"unknown skill {skill!r}; valid skills: {SKILLS}")
 
 

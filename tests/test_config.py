@@ -1,0 +1,288 @@
+"""Tests of scorelib.config (notebook configs, validation, profiles) and of the CLI's checks.
+
+The CLI tests only ever pass parameters that fail validation: a valid set would start papermill.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scorelib import config as C
+from scorelib.config import ConfigError, EvalConfig, PretrainConfig, config_for, field_names, make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS_DIR = ROOT / "notebooks" / "params"
+PROFILES = sorted(PARAMS_DIR.glob("*.yaml"))
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+CLI_TIMEOUT_S = 60  # hard limit; the checks below expect a few seconds
+CLI_FAST_S = 20  # generous on a loaded 2-core machine; validation must not start any compute
+
+needs_profiles = pytest.mark.skipif(not PROFILES, reason=f"no profiles yet: {PARAMS_DIR}/*.yaml does not exist")
+
+
+# ------------------------------------------------------------------------------------------
+# make_config
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [PretrainConfig, EvalConfig])
+def test_defaults_are_valid(cls):
+    cfg = make_config(cls, {})
+    assert cfg == cls()
+    assert dataclasses.is_dataclass(cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1  # type: ignore[misc]
+
+
+def test_unknown_name_lists_valid_parameters():
+    with pytest.raises(ConfigError) as e:
+        make_config(EvalConfig, {"no_such_param": 1})
+    msg = str(e.value)
+    assert "no_such_param" in msg
+    for name in field_names(EvalConfig):
+        assert name in msg
+    assert isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize("cls,name,value", [
+    (PretrainConfig, "n_test", "5"),  # str for int
+    (PretrainConfig, "n_test", True),  # bool for int
+    (PretrainConfig, "n_test", False),
+    (PretrainConfig, "n_test", 5.0),  # float for int
+    (PretrainConfig, "n_test", 5.5),
+    (PretrainConfig, "seed", None),
+    (PretrainConfig, "lr", "0.1"),  # str for float
+    (PretrainConfig, "lr", True),  # bool for float
+    (PretrainConfig, "progress", 1),  # int for bool
+    (PretrainConfig, "progress", "yes"),
+    (PretrainConfig, "run_name", 3),  # int for str
+    (PretrainConfig, "error_source", None),
+    (EvalConfig, "temperatures", "0.5"),  # str for tuple
+    (EvalConfig, "temperatures", True),
+    (EvalConfig, "n_boot", [1000]),
+])
+def test_wrong_types(cls, name, value):
+    with pytest.raises(ConfigError, match=name):
+        make_config(cls, {name: value})
+
+
+def test_int_is_accepted_for_float():
+    cfg = make_config(PretrainConfig, {"lr": 1 / 1000, "fix_rate": 1})
+    assert cfg.fix_rate == 1.0 and isinstance(cfg.fix_rate, float)
+
+
+@pytest.mark.parametrize("cls,params", [
+    (PretrainConfig, {"phase1_steps": -1}),
+    (PretrainConfig, {"phase2_steps": -5}),
+    (PretrainConfig, {"n_train": 0}),
+    (PretrainConfig, {"n_test": -5}),
+    (PretrainConfig, {"batch_size": 0}),
+    (PretrainConfig, {"max_new_tokens": 0}),
+    (PretrainConfig, {"fix_rate": 1.5}),
+    (PretrainConfig, {"break_rate": -0.1}),
+    (PretrainConfig, {"single_frac": float("nan")}),
+    (PretrainConfig, {"lr": 0}),
+    (PretrainConfig, {"lr": 1.0}),
+    (PretrainConfig, {"lr": math.inf}),
+    (PretrainConfig, {"error_source": "oracle"}),
+    (PretrainConfig, {"d_model": 96, "n_heads": 5}),
+    (PretrainConfig, {"n_heads": 0}),
+    (PretrainConfig, {"run_name": "../x"}),
+    (PretrainConfig, {"run_name": "a/b"}),
+    (PretrainConfig, {"run_name": ".."}),
+    (PretrainConfig, {"run_name": ""}),
+    (PretrainConfig, {"run_name": "has space"}),
+    (PretrainConfig, {"device": "tpu"}),
+    (EvalConfig, {"task": "math500"}),
+    (EvalConfig, {"task": "TOY"}),
+    (EvalConfig, {"n_test": 0}),
+    (EvalConfig, {"n_transcripts": -1}),
+    (EvalConfig, {"temperatures": []}),
+    (EvalConfig, {"temperatures": [-0.5]}),
+    (EvalConfig, {"temperatures": [0.0, 6.0]}),
+    (EvalConfig, {"temperatures": ["hot"]}),
+    (EvalConfig, {"run_name": "../x"}),
+])
+def test_out_of_range(cls, params):
+    with pytest.raises(ConfigError) as e:
+        make_config(cls, params)
+    assert any(k in str(e.value) for k in params)
+
+
+def test_zero_steps_are_allowed():
+    cfg = make_config(PretrainConfig, {"phase1_steps": 0, "phase2_steps": 0})
+    assert (cfg.phase1_steps, cfg.phase2_steps) == (0, 0)
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "run-1", "a_b.c", "2024-01-01"])
+def test_good_run_names(name):
+    assert make_config(PretrainConfig, {"run_name": name}).run_name == name
+
+
+def test_lists_become_tuples():
+    cfg = make_config(EvalConfig, {"temperatures": [0.0, 0.5, 1]})
+    assert cfg.temperatures == (0.0, 0.5, 1)
+    assert isinstance(cfg.temperatures, tuple)
+    assert make_config(EvalConfig, {"temperatures": (1.0,)}).temperatures == (1.0,)
+    assert make_config(EvalConfig, {"temperatures": 0.7}).temperatures == (0.7,)  # a scalar is one temperature
+    assert C.to_dict(cfg)["temperatures"] == [0.0, 0.5, 1]
+    hash(cfg)  # frozen and hashable: no lists inside
+
+
+def test_bool_temperatures_are_rejected():
+    with pytest.raises(ConfigError):
+        make_config(EvalConfig, {"temperatures": [True, False]})
+
+
+def test_base_run_is_checked_like_run_name():
+    with pytest.raises(ConfigError):
+        make_config(EvalConfig, {"base_run": "../x"})
+
+
+def test_odd_head_dim_is_rejected():
+    with pytest.raises(ConfigError):
+        make_config(PretrainConfig, {"d_model": 6, "n_heads": 2})
+
+
+def test_from_params_takes_only_the_config_names():
+    ns = {"n_test": 7, "seed": 3, "np": object(), "unrelated": "x"}
+    cfg = C.from_params(EvalConfig, ns)
+    assert (cfg.n_test, cfg.seed) == (7, 3)
+    with pytest.raises(ConfigError):
+        C.from_params(EvalConfig, {"n_test": "7"})
+
+
+# ------------------------------------------------------------------------------------------
+# config_for, field_names, profiles
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,cls", [
+    ("00", PretrainConfig),
+    ("00_toy_world_and_base_model", PretrainConfig),
+    ("01", EvalConfig),
+    ("01_base_model_self_correction", EvalConfig),
+    ("01_base_model_self_correction.ipynb", EvalConfig),
+    ("notebooks/01_base_model_self_correction.ipynb", EvalConfig),
+])
+def test_config_for(name, cls):
+    assert config_for(name) is cls
+
+
+@pytest.mark.parametrize("name", ["99", "no_such_notebook", "01_base_model_self_correction_x", "0", "",
+                                  "01_base_model_self_correction.py"])
+def test_config_for_rejects(name):
+    with pytest.raises(ConfigError) as e:
+        config_for(name)
+    for valid in C.NOTEBOOK_CONFIGS:
+        assert valid in str(e.value)
+
+
+def test_field_names_common_first():
+    common = field_names(C.Common)
+    for cls in C.NOTEBOOK_CONFIGS.values():
+        names = field_names(cls)
+        assert names[: len(common)] == common
+        assert len(set(names)) == len(names)
+
+
+def test_profile_params_filters():
+    profile = {"n_test": 64, "n_train": 100, "temperatures": [0.0], "phase1_steps": 3, "nonsense": 1}
+    assert C.profile_params(EvalConfig, profile) == {"n_test": 64, "temperatures": [0.0]}
+    assert C.profile_params(PretrainConfig, profile) == {"n_test": 64, "n_train": 100, "phase1_steps": 3}
+    assert C.profile_params(EvalConfig, {}) == {}
+
+
+def test_load_profile(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("n_test: 16\ntemperatures: [0.0, 1.0]\n")
+    assert C.load_profile(p) == {"n_test": 16, "temperatures": [0.0, 1.0]}
+    (tmp_path / "empty.yaml").write_text("")
+    assert C.load_profile(tmp_path / "empty.yaml") == {}
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError):
+        C.load_profile(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError):
+        C.load_profile(tmp_path / "missing.yaml")
+
+
+@needs_profiles
+@pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
+def test_shipped_profiles_are_valid(path):
+    profile = C.load_profile(path)
+    known = set().union(*(field_names(c) for c in C.NOTEBOOK_CONFIGS.values()))
+    assert set(profile) <= known, f"{path.name}: names no notebook has: {sorted(set(profile) - known)}"
+    for cls in C.NOTEBOOK_CONFIGS.values():
+        make_config(cls, C.profile_params(cls, profile))
+
+
+# ------------------------------------------------------------------------------------------
+# CLI: bad parameters fail fast, print the choices and create nothing
+# ------------------------------------------------------------------------------------------
+
+def run_cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([PYTHON, "-m", "scorelib", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=CLI_TIMEOUT_S)
+    return proc, time.perf_counter() - t0
+
+
+def assert_failed_fast(proc, seconds, results: Path):
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert seconds < CLI_FAST_S, f"took {seconds:.1f} s"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert not results.exists(), f"{results} was created"
+    assert "[scorelib] running" not in proc.stdout
+
+
+@pytest.mark.parametrize("param,value,expect", [
+    ("no_such_param", "1", "valid parameters"),
+    ("n_test", "-5", "n_test must be >= 1"),
+    ("n_test", "abc", "must be of type int"),
+    ("n_test", "1.5", "must be of type int"),
+    ("n_test", "true", "must be of type int"),
+    ("temperatures", "[-1]", "temperatures"),
+    ("run_name", "../x", "run_name"),
+])
+def test_cli_run_rejects_bad_parameter(tmp_path, param, value, expect):
+    results = tmp_path / "results"
+    proc, seconds = run_cli("run", "01_base_model_self_correction", "-p", param, value, "--results", str(results))
+    assert_failed_fast(proc, seconds, results)
+    err = proc.stderr
+    assert expect in err, err
+    if param == "no_such_param":
+        for name in field_names(EvalConfig):
+            assert name in err
+
+
+def test_cli_run_rejects_unknown_notebook(tmp_path):
+    results = tmp_path / "results"
+    proc, seconds = run_cli("run", "99_nothing", "--results", str(results))
+    assert_failed_fast(proc, seconds, results)
+    for name in C.NOTEBOOK_CONFIGS:
+        assert name in proc.stderr
+
+
+def test_cli_run_rejects_bad_parameter_after_profile_file(tmp_path):
+    prof = tmp_path / "mine.yaml"
+    prof.write_text("n_test: 8\n")
+    results = tmp_path / "results"
+    proc, seconds = run_cli("run", "00", "--profile", str(prof), "-p", "fix_rate", "1.5", "--results", str(results))
+    assert_failed_fast(proc, seconds, results)
+    assert "fix_rate" in proc.stderr
+
+
+@needs_profiles
+def test_cli_reproduce_rejects_unknown_profile(tmp_path):
+    results = tmp_path / "results"
+    proc, seconds = run_cli("reproduce", "--profile", "no_such_profile", "--results", str(results))
+    assert_failed_fast(proc, seconds, results)
+    assert "no_such_profile" in proc.stderr
+    assert "valid profiles" in proc.stderr
+    for p in PROFILES:
+        assert p.stem in proc.stderr

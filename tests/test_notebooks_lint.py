@@ -1,0 +1,163 @@
+"""Lint of every notebooks/*.ipynb: structure, a literal-only parameters cell that matches the
+notebook's config, no outputs, and no logic (functions and classes belong in scorelib/)."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scorelib import config as C
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+IDS = [p.stem for p in NOTEBOOKS]
+
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks/*.ipynb")
+
+
+def load(path: Path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def param_cells(nb):
+    return [c for c in nb.cells if "parameters" in (c.get("metadata", {}).get("tags") or [])]
+
+
+def python_source(src: str) -> str:
+    """Cell source with IPython magics and shell escapes blanked out, for ast.parse."""
+    return "\n".join("" if re.match(r"\s*[!%]", line) else line for line in src.splitlines())
+
+
+def is_literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def parameters(nb) -> dict:
+    """Name -> value of the parameters cell; asserts it holds only literal assignments."""
+    (cell,) = param_cells(nb)
+    tree = ast.parse(cell.source)
+    out: dict = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.AnnAssign):
+            assert isinstance(stmt.target, ast.Name) and stmt.simple, ast.dump(stmt)
+            assert stmt.value is not None, f"{stmt.target.id}: annotation without a value"
+            assert not any(isinstance(n, ast.Call) for n in ast.walk(stmt.annotation)), ast.unparse(stmt)
+            name, value = stmt.target.id, stmt.value
+        elif isinstance(stmt, ast.Assign):
+            assert len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), ast.unparse(stmt)
+            name, value = stmt.targets[0].id, stmt.value
+        else:
+            raise AssertionError(f"not an assignment in the parameters cell: {ast.unparse(stmt)}")
+        assert is_literal(value), f"{name}: not a literal: {ast.unparse(value)}"
+        assert name not in out, f"{name} assigned twice"
+        out[name] = ast.literal_eval(value)
+    for node in ast.walk(tree):
+        assert not isinstance(node, (ast.Import, ast.ImportFrom, ast.Call)), ast.unparse(node)
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_valid_nbformat(path):
+    nb = load(path)
+    nbformat.validate(nb)
+    assert nb.nbformat == 4
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_first_cell_is_a_markdown_title(path):
+    first = load(path).cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith("# ")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_kernelspec(path):
+    assert load(path).metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_exactly_one_parameters_cell(path):
+    cells = param_cells(load(path))
+    assert len(cells) == 1
+    assert cells[0].cell_type == "code"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_parameters_cell_is_literal_and_matches_config(path):
+    nb = load(path)
+    params = parameters(nb)
+    cls = C.config_for(path.stem)
+    assert set(params) == set(C.field_names(cls)), (
+        f"missing {sorted(set(C.field_names(cls)) - set(params))}, extra {sorted(set(params) - set(C.field_names(cls)))}")
+    # the cell's values are valid, and are the config's defaults
+    cfg = C.make_config(cls, params)
+    assert C.to_dict(cfg) == C.to_dict(cls()), "parameters cell values differ from the config defaults"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_outputs(path):
+    for i, cell in enumerate(code_cells(load(path))):
+        assert not cell.get("outputs"), f"cell {i} has outputs"
+        assert cell.get("execution_count") is None, f"cell {i} has an execution_count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_logic_or_environment_hacks(path):
+    for i, cell in enumerate(code_cells(load(path))):
+        src = cell.source
+        assert not re.search(r"^\s*[!%]\s*pip\b", src, re.M), f"cell {i}: installs packages"
+        assert "sys.path" not in src, f"cell {i}: edits sys.path"
+        tree = ast.parse(python_source(src))
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)), f"cell {i}: def {node.name}"
+            assert not isinstance(node, ast.ClassDef), f"cell {i}: class {node.name}"
+        assert not re.search(r"^\s*(async\s+)?def\s", src, re.M), f"cell {i}: def"
+        assert not re.search(r"^\s*class\s", src, re.M), f"cell {i}: class"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_is_registered(path):
+    assert path.stem in C.NOTEBOOK_CONFIGS
+
+
+def test_every_registered_notebook_exists():
+    names = {p.stem for p in NOTEBOOKS}
+    missing = sorted(set(C.NOTEBOOK_CONFIGS) - names)
+    assert not missing, f"registered but missing: {missing}"
+
+
+# ------------------------------------------------------------------------------------------
+# The lint's own helpers
+# ------------------------------------------------------------------------------------------
+
+def _nb_with_params(src: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": ["parameters"]})]
+    return nb
+
+
+@pytest.mark.parametrize("src,want", [
+    ("a = 1\nb: float = -0.5\nc: list = [0.0, 1.0]\nd = (1, -2)\ne = {'x': [1]}\nf = None\ng: str = 'x'  # c",
+     dict(a=1, b=-0.5, c=[0.0, 1.0], d=(1, -2), e={"x": [1]}, f=None, g="x")),
+    ("", {}),
+])
+def test_helper_accepts_literals(src, want):
+    assert parameters(_nb_with_params(src)) == want
+
+
+@pytest.mark.parametrize("src", ["import os", "a = f(1)", "a = 1 + x", "a = b = 1", "a, b = 1, 2", "a: int",
+                                 "a = [1, len('x')]", "a = 1\na = 2", "x.y = 1", "a: int = int('1')", "if 1: a = 1"])
+def test_helper_rejects_non_literals(src):
+    with pytest.raises(AssertionError):
+        parameters(_nb_with_params(src))

@@ -1,0 +1,65 @@
+"""Papermill smoke runs of the notebooks on the CI-sized profile, asserting on the files they write."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    """Run `reproduce --profile smoke` once into a temporary results folder."""
+    out = tmp_path_factory.mktemp("results")
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "reproduce", "--profile", "smoke", "--results", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def _metrics(d: Path) -> dict:
+    return json.loads((d / "metrics.json").read_text())
+
+
+def test_00_writes_model_tables_figures(smoke_results):
+    d = smoke_results / "00_toy_world_and_base_model" / "smoke"
+    for f in ("00_toy_world_and_base_model.ipynb", "config.json", "manifest.json", "history.jsonl",
+              "tables/examples.csv", "tables/corpus_mix.md", "tables/base_quick_check.csv",
+              "figures/training_curve.png", "figures/training_curve.pdf", "model/config.json",
+              "model/tokenizer.json", "model/scorelib_tiny.json"):
+        assert (d / f).exists(), f
+    m = _metrics(d)
+    assert set(KEYS) <= set(m)
+    assert m["delta"] == pytest.approx(m["delta_i2c"] - m["delta_c2i"])
+    assert json.loads((d / "config.json").read_text())["phase1_steps"] == 30  # the profile reached the notebook
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert {"git_revision", "torch", "transformers", "seconds"} <= set(manifest)
+    history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines()]
+    assert {h["phase"] for h in history} == {1, 2}
+
+
+def test_01_writes_table2_and_figures(smoke_results):
+    d = smoke_results / "01_base_model_self_correction" / "smoke"
+    for f in ("01_base_model_self_correction.ipynb", "tables/table2_base.csv", "tables/table2_base.md",
+              "tables/fig6_by_level.csv", "tables/fig7_sequential_base.csv", "figures/fig3_edit_distance_base.png",
+              "figures/fig6_by_level.png", "figures/fig7_sequential_base.pdf", "transcripts.md"):
+        assert (d / f).exists(), f
+    m = _metrics(d)
+    for k in KEYS:
+        assert m[f"{k}_lo"] <= m[k] <= m[f"{k}_hi"]
+    assert m["n"] == 64
+    assert len(m["sequential"]) == 3
+    assert set(m["by_temperature"]) == {"0.0", "1.0"}
+    table = (d / "tables/table2_base.csv").read_text()
+    assert "Base model (paper, MATH)" in table and "52.6" in table
+
+
+def test_missing_base_model_fails_before_compute(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "run", "01", "-p", "base_run", "nope",
+                           "--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "run notebook 00_toy_world_and_base_model first" in proc.stderr
+    assert not (tmp_path / "01_base_model_self_correction").exists()
