@@ -123,6 +123,18 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
     return out, counts
 
 
+def corpus_table(counts: dict) -> "pd.DataFrame":
+    """Examples of each kind in the phase-2 corpus and their share; stand-ins (y1 not the model's own) counted apart."""
+    import pandas as pd
+
+    kinds = {k: v for k, v in counts.items() if k != "stand_in"}
+    total = max(1, sum(kinds.values()))
+    df = pd.DataFrame({"examples": kinds, "share (%)": {k: round(100 * v / total, 1) for k, v in kinds.items()}})
+    df.index.name = "kind"
+    df.attrs["stand_in"] = counts.get("stand_in", 0)
+    return df
+
+
 def mix_from_config(cfg) -> CorpusMix:
     """The corpus mix named by a PretrainConfig's fields."""
     return CorpusMix(cfg.single_frac, cfg.wrong_frac, cfg.fix_rate, cfg.break_rate, cfg.error_source)

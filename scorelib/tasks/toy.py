@@ -183,9 +183,14 @@ def is_test_problem(text: str) -> bool:
     return h % 100 < TEST_BUCKET_PERCENT
 
 
-def generate(n: int, split: str = "train", seed: int = 0,
-             skills: tuple[str, ...] = SKILLS, levels: tuple[int, ...] = LEVELS) -> list[Problem]:
-    """n distinct problems of one split, skills and levels drawn uniformly; same seed, same list."""
+def generate(n: int, split: str = "train", seed: int = 0, skills: tuple[str, ...] = SKILLS,
+             levels: tuple[int, ...] = LEVELS, level_weights: tuple[float, ...] | None = None) -> list[Problem]:
+    """n problems of one split, skills uniformly and levels by weight (default uniform); same seed, same list.
+
+    Draws are independent, so the small level-1 pools (e.g. one-digit sums) repeat: each
+    level keeps its share, and a repeated problem counts once per draw in every metric.
+    Train and test never share a problem (the split is by a hash of the statement).
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if n < 0:
@@ -196,21 +201,22 @@ def generate(n: int, split: str = "train", seed: int = 0,
     for lv in levels:
         if lv not in LEVELS:
             raise ValueError(f"unknown level {lv!r}; valid levels: {LEVELS}")
+    weights = list(level_weights) if level_weights is not None else [1.0] * len(levels)
+    if len(weights) != len(levels) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"level_weights must be {len(levels)} non-negative numbers, not all 0; got {level_weights!r}")
     rng = random.Random(f"toy-{split}-{seed}")
     want_test = split == "test"
-    seen: set[str] = set()
     out: list[Problem] = []
-    attempts = 0
+    draws = 0
     while len(out) < n:
-        attempts += 1
-        if attempts > 50 * n + 10_000:
-            raise RuntimeError(f"could not draw {n} distinct {split} problems; ask for fewer or more levels")
-        skill, level = rng.choice(skills), rng.choice(levels)
+        draws += 1
+        if draws > 100 * n + 10_000:  # only if the chosen skills and levels have (almost) no problem in this split
+            raise ValueError(f"could not draw {n} {split} problems from skills {skills} and levels {levels}")
+        skill, level = rng.choice(skills), rng.choices(levels, weights)[0]
         ops = draw_operands(rng, skill, level)
         text = statement(skill, ops)
-        if text in seen or is_test_problem(text) != want_test:
+        if is_test_problem(text) != want_test:
             continue
-        seen.add(text)
         steps, ans = solve(skill, ops)
         out.append(Problem(text, write_solution(steps, ans), str(ans), skill, level,
                            f"toy/{split}/{seed}/{len(out)}"))
