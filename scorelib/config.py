@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -157,33 +156,19 @@ def field_names(cls) -> list[str]:
 
 
 def _coerce(name: str, value, typ):
-    """Check (and gently convert) a value against a field's annotated type."""
-    if isinstance(typ, str):  # postponed annotations
-        typ = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}.get(typ, typ)
-    origin = typing.get_origin(typ)
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-    elif typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif typ is str:
-        if isinstance(value, str):
-            return value
-    elif typ is tuple or origin is tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return (value,)
-    elif isinstance(typ, types.UnionType) or origin is typing.Union:
-        return value
-    else:
-        return value
-    tname = getattr(typ, "__name__", str(typ))
-    raise ConfigError(f"parameter {name!r} must be of type {tname}, got {value!r} ({type(value).__name__})")
+    """Check (and gently convert: int -> float, list or one number -> tuple) a value against a field's type."""
+    if typ is tuple and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = (value,)  # `-p temperatures 0.7` means one temperature
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        tuple: lambda v: isinstance(v, (list, tuple)),
+    }[typ]
+    if not ok(value):
+        raise ConfigError(f"parameter {name!r} must be of type {typ.__name__}, got {value!r} ({type(value).__name__})")
+    return float(value) if typ is float else tuple(value) if typ is tuple else value
 
 
 def make_config(cls, params: dict):

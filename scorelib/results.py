@@ -137,8 +137,7 @@ class Run:
         """Write a table as CSV and Markdown; returns it for display."""
         (self.dir / "tables").mkdir(exist_ok=True)
         df.to_csv(self.dir / "tables" / f"{name}.csv")
-        (self.dir / "tables" / f"{name}.md").write_text(df.to_markdown() + "\n" if _has_tabulate()
-                                                        else _markdown(df))
+        (self.dir / "tables" / f"{name}.md").write_text(_markdown(df))
         return df
 
     def figure(self, name: str, fig) -> Path:
@@ -154,16 +153,8 @@ class Run:
         return p
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def _markdown(df: pd.DataFrame) -> str:
-    """A plain Markdown table (pandas.to_markdown needs the optional tabulate package)."""
+    """A plain Markdown table (pandas' to_markdown would need the tabulate package)."""
     d = df.reset_index()
     cols = [str(c) for c in d.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
