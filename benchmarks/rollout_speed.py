@@ -46,27 +46,9 @@ from scorelib.models import (  # noqa: E402
 from scorelib.tasks import toy  # noqa: E402
 
 
-def trim(row: list[int], stop: set[int]) -> list[int]:
-    """A row's tokens up to and including the first stop token (all of them when there is none)."""
-    for j, t in enumerate(row):
-        if t in stop:
-            return row[: j + 1]
-    return row
-
-
 def count_generated(rows: list[list[int]], stop: set[int]) -> int:
     """Generated tokens counted alike for both: per row up to and including the first stop token."""
-    return sum(len(trim(row, stop)) for row in rows)
-
-
-def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    att = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        att[i, width - len(s):] = 1
-    return ids.to(device), att.to(device)
+    return sum(len(R.trim_at_stop(row, stop)) for row in rows)
 
 
 def sync(device: torch.device) -> None:
@@ -109,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = R.stop_token_ids(model, tok)
     stop_set = set(stop)
     contexts = [R.encode_turn1(tok, protocol, t) for t in texts]
-    ids, att = left_pad(contexts, tok.pad_token_id, device)
+    ids, att = R.pad_left(contexts, tok.pad_token_id, device)
     reward_fn = grading.reward if args.reward == "grading" else (lambda response, gold: 0.0)
 
     def run_rollout() -> tuple[int, list[list[int]]]:
@@ -123,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=args.max_new_tokens,
                              do_sample=False, eos_token_id=stop, pad_token_id=tok.pad_token_id)
         gen = out[:, ids.shape[1]:].tolist()
-        rows = [trim(row, stop_set) for row in gen]
+        rows = [R.trim_at_stop(row, stop_set) for row in gen]
         return count_generated(gen, stop_set), rows
 
     def timed(fn):

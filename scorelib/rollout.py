@@ -110,7 +110,7 @@ class Rollouts:
         return self.rewards > 0
 
 
-def _pad_left(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_left(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     att = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -120,7 +120,7 @@ def _pad_left(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids.to(device), att.to(device)
 
 
-def _trim(row: list[int], stop_ids: set[int], pad_id: int) -> list[int]:
+def trim_at_stop(row: list[int], stop_ids: set[int]) -> list[int]:
     """Generated ids up to and including the first stop token."""
     for j, t in enumerate(row):
         if t in stop_ids:
@@ -134,14 +134,14 @@ def generate_batch(model, tokenizer, contexts: list[list[int]], temperature: flo
     """One batched generate call over variable-length contexts; returns trimmed continuations."""
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id
-    ids, att = _pad_left(contexts, pad_id, device)
+    ids, att = pad_left(contexts, pad_id, device)
     kwargs = dict(do_sample=False) if temperature == 0 else dict(do_sample=True, temperature=temperature,
                                                                  top_k=0, top_p=1.0)
     out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens,
                          eos_token_id=stop_ids, pad_token_id=pad_id, **kwargs)
     gen = out[:, ids.shape[1]:].tolist()
     stop = set(stop_ids)
-    return [_trim(row, stop, pad_id) for row in gen]
+    return [trim_at_stop(row, stop) for row in gen]
 
 
 def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], protocol: Protocol,
