@@ -48,6 +48,13 @@ class TwoTurnEval:
                      y1=self.rollouts.y1_text[i], y2=self.rollouts.y2_text[i]) for i in idx]
 
 
+    def transcripts_markdown(self, kinds=("i2c", "c2i"), n: int = 3) -> str:
+        """Up to n examples of each transition, as Markdown (for transcripts.md and display)."""
+        blocks = [f"**{kind}** · {ex['problem']} (answer {ex['answer']})\n\n```\ny1: {ex['y1']}\ny2: {ex['y2']}\n```\n"
+                  for kind in kinds for ex in self.transcripts(kind, n)]
+        return "\n".join(blocks) or "no such transitions\n"
+
+
 def evaluate_two_turn(model, tokenizer, problems: list, protocol: Protocol, temperature: float = 0.0,
                       max_new_tokens: int = 160, batch_size: int = 512, n_boot: int = 1000, seed: int = 0,
                       progress: bool = False) -> TwoTurnEval:

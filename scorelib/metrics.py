@@ -293,3 +293,8 @@ def format_table(
     df = pd.DataFrame.from_dict(table, orient="index", columns=columns) if table else pd.DataFrame(columns=columns)
     df.index.name = "Method"
     return df
+
+
+def c1_holds(m: dict) -> bool:
+    """Claim C1 on a metrics dict: intrinsic self-correction is useless or harmful (Δ ≤ 0 and Δc→i ≥ Δi→c)."""
+    return bool(m["delta"] <= 0 and m["delta_c2i"] >= m["delta_i2c"])

@@ -131,7 +131,6 @@ def corpus_table(counts: dict) -> "pd.DataFrame":
     total = max(1, sum(kinds.values()))
     df = pd.DataFrame({"examples": kinds, "share (%)": {k: round(100 * v / total, 1) for k, v in kinds.items()}})
     df.index.name = "kind"
-    df.attrs["stand_in"] = counts.get("stand_in", 0)
     return df
 
 

@@ -420,3 +420,11 @@ def test_format_table_missing_key_raises():
     """A row lacking a requested metric is an error, not a silent blank."""
     with pytest.raises(KeyError):
         format_table({"m": {"acc_t1": 1.0}})
+
+
+def test_c1_holds_hand_cases():
+    from scorelib.metrics import c1_holds
+
+    assert c1_holds(two_turn_metrics([1, 1, 0, 0], [1, 0, 0, 0]))  # Δ -25, c→i 25 ≥ i→c 0
+    assert c1_holds(two_turn_metrics([1, 0], [1, 0]))  # no change at all: Δ 0, 0 ≥ 0
+    assert not c1_holds(two_turn_metrics([0, 0], [1, 0]))  # a net fix: Δ +50

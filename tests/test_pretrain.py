@@ -127,3 +127,11 @@ def test_same_seed_same_metrics():
     a, b, c = _tiny_run(0), _tiny_run(0), _tiny_run(1)
     assert a[0] == b[0] and a[1] == b[1] and np.array_equal(a[2].numpy(), b[2].numpy())
     assert a[0] != c[0]
+
+
+def test_level_weights_are_checked_once_for_config_and_generator():
+    with pytest.raises(ValueError, match="level_weights"):
+        toy.generate(5, level_weights=(1, 1))
+    with pytest.raises(config.ConfigError, match="level_weights"):
+        config.make_config(config.PretrainConfig, {"level_weights": [0, 0, 0, 0, 0]})
+    assert {p.level for p in toy.generate(50, level_weights=(0, 0, 1, 0, 0))} == {3}

@@ -183,6 +183,14 @@ def is_test_problem(text: str) -> bool:
     return h % 100 < TEST_BUCKET_PERCENT
 
 
+def check_level_weights(weights, n_levels: int = len(LEVELS)) -> None:
+    """ValueError unless weights are n_levels non-negative numbers, not all 0."""
+    ok = (len(weights) == n_levels and all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                                           for w in weights) and sum(weights) > 0)
+    if not ok:
+        raise ValueError(f"level_weights must be {n_levels} non-negative numbers, not all 0; got {tuple(weights)!r}")
+
+
 def generate(n: int, split: str = "train", seed: int = 0, skills: tuple[str, ...] = SKILLS,
              levels: tuple[int, ...] = LEVELS, level_weights: tuple[float, ...] | None = None) -> list[Problem]:
     """n problems of one split, skills uniformly and levels by weight (default uniform); same seed, same list.
@@ -202,8 +210,7 @@ def generate(n: int, split: str = "train", seed: int = 0, skills: tuple[str, ...
         if lv not in LEVELS:
             raise ValueError(f"unknown level {lv!r}; valid levels: {LEVELS}")
     weights = list(level_weights) if level_weights is not None else [1.0] * len(levels)
-    if len(weights) != len(levels) or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"level_weights must be {len(levels)} non-negative numbers, not all 0; got {level_weights!r}")
+    check_level_weights(weights, len(levels))
     rng = random.Random(f"toy-{split}-{seed}")
     want_test = split == "test"
     out: list[Problem] = []
