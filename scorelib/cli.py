@@ -1,9 +1,10 @@
-"""Command line: ``python -m scorelib reproduce | run``.
+"""Command line: ``python -m scorelib reproduce | run | grade``.
 
     python -m scorelib reproduce --profile default      every notebook, in order
     python -m scorelib reproduce --profile smoke        the same with CI-sized values
     python -m scorelib run 01_base_model_self_correction -p n_test 512 -p seed 1
     python -m scorelib run 00 --profile smoke -p run_name mytry
+    python -m scorelib grade --task math answers.jsonl --out graded.jsonl
 
 Parameters are checked against the notebook's config before anything runs.
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 import yaml
 
 from scorelib import config as C
-from scorelib.results import MissingInput, require_run, resolve_results_dir, run_dir, write_json
+from scorelib.results import (BASE_NOTEBOOK, MissingInput, require_run, resolve_model, resolve_results_dir, run_dir,
+                              write_json)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,6 +93,9 @@ def check_inputs(cfg, made_by_plan: set = frozenset()) -> None:
     for nb, run_name, what in cfg.inputs():
         if (nb, run_name) not in made_by_plan:
             require_run(cfg.results_dir, nb, run_name, what)
+    base_run = getattr(cfg, "base_run", None)
+    if base_run and not cfg.model and (BASE_NOTEBOOK, base_run) not in made_by_plan:
+        resolve_model(cfg)  # the base run exists and was made for this task
 
 
 def cmd_run(args) -> int:
@@ -137,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--results", help="results folder (default: results/ in the project root)")
     q.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
     q.set_defaults(fn=cmd_reproduce)
+    from scorelib.grade import add_parser as add_grade_parser
+
+    add_grade_parser(sub)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

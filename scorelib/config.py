@@ -10,6 +10,7 @@ the names it has.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import typing
 from dataclasses import dataclass, fields
@@ -19,7 +20,8 @@ import yaml
 
 from scorelib.tasks.toy import check_level_weights
 
-TASKS = ("toy",)  # MATH and HumanEval arrive with the real-task issue
+TASKS = ("toy", "math", "humaneval")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,21 @@ def _check_name(field: str, value: str) -> None:
            f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
 
 
+def _check_model(model: str) -> None:
+    """A local model folder must exist and hold a config; anything else is taken as a hub id."""
+    if not model:
+        return
+    path = os.path.expanduser(model)
+    looks_local = model.startswith(("/", "./", "../", "~")) or os.path.exists(path)
+    if looks_local:
+        _check(os.path.isdir(path), f"model {model} is not a folder (give a hub id or a local model folder)")
+        _check(any(os.path.exists(os.path.join(path, f)) for f in ("config.json", "adapter_config.json")),
+               f"model folder {model} has no config.json or adapter_config.json")
+    else:
+        _check(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model) is not None,
+               f"model {model!r} is neither an existing folder nor a hub id like 'Qwen/Qwen2.5-1.5B-Instruct'")
+
+
 @dataclass(frozen=True)
 class Common:
     """Parameters every notebook has."""
@@ -45,7 +62,12 @@ class Common:
     run_name: str = "default"  # this run's folder: <results_dir>/<notebook>/<run_name>/
     results_dir: str = "results"  # relative paths are taken from the project root
     device: str = "auto"  # auto: cuda if available, else cpu
+    dtype: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU
     progress: bool = True  # tqdm progress bars for long loops
+    task: str = "toy"  # toy, math or humaneval
+    data_path: str = ""  # held-out set: math needs a MATH500-format file (empty: the shared copy where present)
+    train_path: str = ""  # training set: MATH minus MATH500 (math) or mbpp.jsonl (humaneval); toy: generated
+    model: str = ""  # a hub id or local folder; empty: the tiny model pretrained by notebook 00
 
     def inputs(self) -> list[tuple[str, str, str]]:
         """(notebook, run_name, path) of the earlier outputs this notebook reads."""
@@ -55,6 +77,12 @@ class Common:
         _check_name("run_name", self.run_name)
         _check(self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
                f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        _check(self.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
+        for name in ("data_path", "train_path"):
+            path = getattr(self, name)
+            _check(not path or os.path.exists(os.path.expanduser(path)), f"{name} {path} does not exist")
+        _check_model(self.model)
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,9 @@ class PretrainConfig(Common):
 
     def validate(self) -> None:
         super().validate()
+        _check(self.task == "toy" or bool(self.model),
+               f"the tiny model is pretrained on the toy world only: with task={self.task!r} give a model "
+               "(a hub id or a local folder), e.g. -p model Qwen/Qwen2.5-1.5B-Instruct")
         for name in ("n_train", "n_test", "d_model", "n_layers", "n_heads", "d_ffn", "batch_size",
                      "n_own_problems", "own_k", "n_phase2", "max_new_tokens"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
@@ -108,8 +139,7 @@ class PretrainConfig(Common):
 class EvalConfig(Common):
     """Notebook 01: the base model under the two-turn protocol."""
 
-    base_run: str = "default"  # the notebook-00 run whose base model to evaluate
-    task: str = "toy"  # toy (MATH and HumanEval come with the real-task issue)
+    base_run: str = "default"  # the notebook-00 run whose base model to evaluate (when model is empty)
     n_test: int = 2048  # held-out problems (with 512, |Δ| under ~2 points is noise)
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
     n_seq_attempts: int = 10  # Fig. 7: accuracy over this many sequential attempts
@@ -121,11 +151,10 @@ class EvalConfig(Common):
 
     def inputs(self) -> list[tuple[str, str, str]]:
         """(notebook, run_name, path) of the earlier outputs this notebook reads."""
-        return [("00_toy_world_and_base_model", self.base_run, "model")]
+        return [] if self.model else [("00_toy_world_and_base_model", self.base_run, "")]
 
     def validate(self) -> None:
         super().validate()
-        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
         for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_transcripts >= 0, f"n_transcripts must be >= 0, got {self.n_transcripts}")

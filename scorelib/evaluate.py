@@ -57,14 +57,18 @@ class TwoTurnEval:
 
 def evaluate_two_turn(model, tokenizer, problems: list, protocol: Protocol, temperature: float = 0.0,
                       max_new_tokens: int = 160, batch_size: int = 512, n_boot: int = 1000, seed: int = 0,
-                      progress: bool = False) -> TwoTurnEval:
-    """Sample [x, y1, p, y2] once per problem and score both attempts."""
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward,
+                      progress: bool = False, reward_fn=reward, extract_fn=extract_answer) -> TwoTurnEval:
+    """Sample [x, y1, p, y2] once per problem and score both attempts.
+
+    ``reward_fn``/``extract_fn`` default to MATH-style grading; a task passes its own
+    (``scorelib.tasks.Task.reward`` and ``.extract``).
+    """
+    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
                  n_turns=2, k=1, temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size,
                  seed=seed, progress=progress)
     c1, c2 = ro.correct[:, 0], ro.correct[:, 1]
-    a1 = [extract_answer(t) for t in ro.y1_text]
-    a2 = [extract_answer(t) for t in ro.y2_text]
+    a1 = [extract_fn(t) for t in ro.y1_text]
+    a2 = [extract_fn(t) for t in ro.y2_text]
     summary = M.summarize(c1, c2, n_boot=n_boot, seed=seed)
     summary["different_answer"] = M.different_answer_rate(a1, a2)
     summary["temperature"] = temperature
@@ -74,9 +78,9 @@ def evaluate_two_turn(model, tokenizer, problems: list, protocol: Protocol, temp
 
 def sequential_attempts(model, tokenizer, problems: list, protocol: Protocol, n_attempts: int,
                         temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 512,
-                        seed: int = 0, progress: bool = False) -> np.ndarray:
+                        seed: int = 0, progress: bool = False, reward_fn=reward) -> np.ndarray:
     """Accuracy (percent) of each of n sequential attempts [x, y1, p, y2, p, y3, ...] (Fig. 7)."""
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward,
+    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
                  n_turns=n_attempts, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
                  batch_size=batch_size, seed=seed, progress=progress)
     return M.sequential_accuracy(ro.correct)

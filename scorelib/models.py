@@ -108,12 +108,29 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
-    """Load (model, tokenizer) from a hub id or a local folder, in eval mode on the chosen device."""
+def load_model(path: str | Path, device: str = "auto", dtype: str = "auto", trainable: bool = False):
+    """Load (model, tokenizer) from a hub id or a local folder, in eval mode on the chosen device.
+
+    A folder holding a peft adapter (``adapter_config.json``) loads its base model (the
+    adapter config names it) with the adapter on top; ``trainable`` keeps the adapter trainable.
+    """
     dev = pick_device(device)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, dev)).to(dev)
+    torch_dtype = pick_dtype(dtype, dev)
+    p = Path(path)
+    if (p / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base_id = json.loads((p / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if not base_id:
+            raise ValueError(f"{p}/adapter_config.json does not name its base model (base_model_name_or_path)")
+        base = AutoModelForCausalLM.from_pretrained(base_id, dtype=torch_dtype)
+        model = PeftModel.from_pretrained(base, p, is_trainable=trainable).to(dev)
+        tok_source = p if (p / "tokenizer_config.json").exists() else base_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
+        tok_source = path
     model.eval()
-    return model, load_tokenizer(path)
+    return model, load_tokenizer(tok_source)
 
 
 def save_model(model, tokenizer, path: str | Path, tiny: bool = False) -> Path:
@@ -125,3 +142,105 @@ def save_model(model, tokenizer, path: str | Path, tiny: bool = False) -> Path:
     if tiny:
         (p / "scorelib_tiny.json").write_text('{"tokenizer": "PreTrainedTokenizerFast"}\n')
     return p
+
+
+# ---------------------------------------------------------------------------------------
+# Real-model path: a byte-level ChatML tokenizer and random models of real shapes (offline
+# stand-ins for hub models in tests and GPU checks), and LoRA adapters through peft.
+# ---------------------------------------------------------------------------------------
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CHATML_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+# Shapes of real models, for random stand-ins built from a config (no weights are fetched).
+SHAPES = {
+    "tiny-qwen2": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, vocab_size=None, tie_word_embeddings=True),
+    "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                         num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+}
+
+
+def build_byte_tokenizer(vocab_size: int | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level ChatML tokenizer (Qwen-style specials, no merges): encodes any text, offline.
+
+    With ``vocab_size`` the vocabulary is padded with never-produced filler tokens to that size,
+    so a model of a real shape (e.g. Qwen2.5's 151,936 rows) can decode anything it samples.
+    """
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {t: i for i, t in enumerate(list(CHATML_SPECIALS) + alphabet)}
+    if vocab_size is not None:
+        if vocab_size < len(vocab):
+            raise ValueError(f"vocab_size must be >= {len(vocab)}, got {vocab_size}")
+        vocab.update({f"<x{i}>": i for i in range(len(vocab), vocab_size)})
+    tok = Tokenizer(tk_models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in CHATML_SPECIALS])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHATML_TEMPLATE
+    fast.padding_side = "left"
+    return fast
+
+
+def build_random_model(shape: str = "tiny-qwen2", tokenizer=None, seed: int = 0, dtype=torch.float32):
+    """(model, tokenizer): a randomly initialised Qwen2 of a named shape (see SHAPES) and a byte tokenizer."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; valid: {sorted(SHAPES)}")
+    dims = dict(SHAPES[shape])
+    tokenizer = tokenizer or build_byte_tokenizer(dims["vocab_size"])
+    dims["vocab_size"] = dims["vocab_size"] or len(tokenizer)
+    cfg = Qwen2Config(**dims, max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(cfg).to(dtype)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
+
+
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def apply_lora(model, rank: int = 16, alpha: float = 32.0, target_modules=DEFAULT_LORA_TARGETS,
+               dropout: float = 0.0):
+    """Wrap a causal LM in a trainable peft LoRA adapter (the base weights are frozen).
+
+    With an adapter the frozen reference policy needs no second copy: ``reference_mode(model)``
+    runs the same model with the adapter disabled.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if rank < 1:
+        raise ValueError(f"LoRA rank must be >= 1, got {rank}")
+    targets = list(target_modules) if not isinstance(target_modules, str) else target_modules
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    if not isinstance(targets, str):
+        missing = sorted(set(targets) - names)
+        if missing:
+            raise ValueError(f"LoRA target modules {missing} are not in the model; it has e.g. "
+                             f"{sorted(n for n in names if n.endswith('proj'))[:12]}")
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, lora_dropout=dropout, task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def is_peft(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+
+
+def reference_mode(model):
+    """Context manager: the model with its LoRA adapter disabled (the base policy); an error without one."""
+    if not is_peft(model):
+        raise ValueError("reference_mode needs a peft model; with full fine-tuning keep a frozen copy instead")
+    return model.disable_adapter()
+
+
+def n_trainable(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -42,9 +42,19 @@ class Protocol:
         return self.turn1_template.format(problem=problem)
 
 
+# HumanEval's zero-shot first turn is not given in the paper (departure): the stub in a code block
+# with a one-line request for the whole function.
+HUMANEVAL_TURN1 = (
+    "Complete the following Python function. Respond with the complete function, signature included, "
+    "in one ```python code block.\n\n```python\n{problem}```"
+)
+
 TOY = Protocol("toy", "{problem}", "<|retry|>")
 MATH = Protocol("math", MATH_TURN1 + "\n\nProblem:\n{problem}\n\nSolution:", MATH_INSTRUCTION)
-PROTOCOLS = {p.name: p for p in (TOY, MATH)}
+HUMANEVAL = Protocol("humaneval", HUMANEVAL_TURN1, CODE_INSTRUCTION)
+# MBPP's problem text is already the canonical 3-shot prompt (scorelib.tasks.mbpp.mbpp_prompt).
+MBPP = Protocol("mbpp", "{problem}", CODE_INSTRUCTION)
+PROTOCOLS = {p.name: p for p in (TOY, MATH, HUMANEVAL, MBPP)}
 
 
 def get_protocol(name: str) -> Protocol:

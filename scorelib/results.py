@@ -164,3 +164,49 @@ def _markdown(df: pd.DataFrame) -> str:
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+BASE_NOTEBOOK = "00_toy_world_and_base_model"
+
+
+def write_base_model(run: Run, model: str, task: str) -> Path:
+    """Notebook 00's record of the base model every later notebook starts from (a local folder
+    is recorded as an absolute path; the tiny model as its folder name inside the run)."""
+    local = Path(model).expanduser()
+    if model != "model" and local.exists():
+        model = str(local.resolve())
+    return write_json(run.path("base_model.json"), dict(model=model, task=task))
+
+
+def base_model_ref(results_dir: str | Path, base_run: str) -> tuple[str, str]:
+    """(model hub id or folder, task) of notebook 00's run ``base_run``.
+
+    The tiny model is the run's ``model/`` folder; with a real model, notebook 00 records its
+    hub id or path in ``base_model.json`` instead of pretraining.
+    """
+    d = require_run(results_dir, BASE_NOTEBOOK, base_run)
+    info = d / "base_model.json"
+    if info.exists():
+        data = read_json(info)
+        ref = data["model"]
+        local = d / ref
+        return (str(local) if not Path(ref).is_absolute() and local.exists() else ref), data.get("task", "toy")
+    if (d / "model").exists():
+        return str(d / "model"), "toy"
+    raise MissingInput(f"{d} holds no base model (model/ or base_model.json): rerun notebook {BASE_NOTEBOOK} "
+                       f"with run_name {base_run}")
+
+
+def resolve_model(cfg, base_run: str | None = None) -> str:
+    """The model a notebook starts from: cfg.model when given, else notebook 00's base model.
+
+    Fails clearly when the base run was made for another task than cfg.task.
+    """
+    if cfg.model:
+        return cfg.model
+    ref, task = base_model_ref(cfg.results_dir, base_run or cfg.base_run)
+    if task != cfg.task:
+        raise config_mod.ConfigError(
+            f"base run {base_run or cfg.base_run!r} was made for task {task!r}, not {cfg.task!r}: run notebook "
+            f"{BASE_NOTEBOOK} with -p task {cfg.task} -p model <hub id or folder>, or pass -p model here")
+    return ref

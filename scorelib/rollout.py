@@ -144,6 +144,17 @@ def generate_batch(model, tokenizer, contexts: list[list[int]], temperature: flo
     return [trim_at_stop(row, stop) for row in gen]
 
 
+def score(reward_fn: Callable[[str, str], float], responses: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """Rewards of many responses; a reward function with a ``many`` method scores them in one call
+    (the code tasks run their sandboxed programs in parallel that way)."""
+    many = getattr(reward_fn, "many", None)
+    if many is not None:
+        out = many(list(responses), list(answers))
+    else:
+        out = [reward_fn(y, a) for y, a in zip(responses, answers)]
+    return np.asarray(out, dtype=np.float64)
+
+
 def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], protocol: Protocol,
             reward_fn: Callable[[str, str], float], n_turns: int = 2, k: int = 1,
             temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 256,
@@ -196,8 +207,8 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
         attempts.append(turn)
     bar.close()
     texts = [tokenizer.batch_decode(turn, skip_special_tokens=True) for turn in attempts]
-    rewards = np.array([[reward_fn(texts[t][r], answers[index[r]]) for t in range(n_turns)]
-                        for r in range(len(index))], dtype=np.float64).reshape(len(index), n_turns)
+    rewards = score(reward_fn, [texts[t][r] for r in range(len(index)) for t in range(n_turns)],
+                    [answers[index[r]] for r in range(len(index)) for _ in range(n_turns)]).reshape(len(index), n_turns)
     # Assemble right-padded full sequences with their segment labels.
     width = max(sum(len(p) for _, p in row) for row in pieces)
     ids = torch.full((len(index), width), tokenizer.pad_token_id, dtype=torch.long)
