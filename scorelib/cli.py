@@ -67,6 +67,7 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
         params["results_dir"] = results
     params["results_dir"] = str(resolve_results_dir(params.get("results_dir", "results")))
     cfg = C.make_config(cls, params)  # fails before any compute
+    params.update({k: getattr(cfg, k) for k in C.PATH_FIELDS if k in params})  # absolute, as the notebook needs
     return name, {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, cfg
 
 

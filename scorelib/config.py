@@ -199,14 +199,34 @@ def _coerce(name: str, value, typ):
     return float(value) if typ is float else tuple(value) if typ is tuple else value
 
 
+PATH_FIELDS = ("data_path", "train_path", "model")
+
+
+def absolute_path(value: str) -> str:
+    """A user path made absolute: from the current folder if it exists there, else from the project
+    root (notebooks run with notebooks/ as their folder); a hub id or a missing path is returned as is."""
+    if not value:
+        return value
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    if p.exists():
+        return str(p.resolve())
+    root = Path(__file__).resolve().parents[1] / p
+    return str(root.resolve()) if root.exists() else value
+
+
 def make_config(cls, params: dict):
-    """Build and validate a config from a dict of overrides; unknown names fail with the valid ones."""
+    """Build and validate a config from a dict of overrides; unknown names fail with the valid ones.
+
+    Path parameters (data_path, train_path, a local model folder) are made absolute first."""
     valid = field_names(cls)
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown} for {cls.__name__}; valid parameters: {valid}")
     hints = typing.get_type_hints(cls)
     values = {k: _coerce(k, v, hints[k]) for k, v in params.items()}
+    values = {k: absolute_path(v) if k in PATH_FIELDS else v for k, v in values.items()}
     cfg = cls(**values)
     cfg.validate()
     return cfg

@@ -8,10 +8,16 @@ X is parsed out and graded against the reference by mathematical equivalence
 ``simplify(a - b) == 0`` fallback). The reward r̂ is binary: 1.0 if equivalent, else 0.0.
 
 Grading never raises and is bounded in wall time: cheap exact checks (normalised string
-equality, exact ``Fraction`` comparison) decide most answers in-process; anything that
-needs symbolic maths runs in a persistent worker subprocess that is killed and recreated
-when it exceeds its time budget, after size guards have refused power towers, huge
-exponents/factorials, deep nesting and overlong inputs.
+equality, exact ``Fraction`` comparison of numbers, fractions, mixed numbers, repeating
+decimals and scientific notation) decide most answers in-process; anything that needs
+symbolic maths runs in a persistent worker subprocess that is killed and recreated when it
+exceeds its time budget, after size guards have refused power towers, huge
+exponents/factorials, deep nesting, overlong inputs and malformed LaTeX.
+
+Where math-verify is more lenient than MATH grading, structural checks decide instead: a
+braced set is never equal to a tuple or interval, and a finite decimal must equal an exact
+answer's value (math-verify rounds floats to 6 places, accepting "1.41421356" for
+"\\sqrt{2}").
 """
 
 from __future__ import annotations
@@ -136,6 +142,7 @@ _THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _VARIABLE_PREFIX_RE = re.compile(r"^[a-zA-Z]\w?(?:=|\\in(?![a-zA-Z]))")
 _CHOICE_RE = re.compile(r"^\(([A-Ea-e])\)$")
 _BRACED_BASE_RE = re.compile(r"(\w)_\{(\d+)\}")
+_EMPTY_SET_RE = re.compile(r"\\varnothing(?![a-zA-Z])|^\\\{\\\}$")  # \varnothing, \{\} -> \emptyset
 
 
 def _drop_trailing_units(s: str) -> str:
@@ -164,9 +171,20 @@ def _strip_text_commands(s: str) -> str:
     return "".join(c for i, c in enumerate(s) if i not in cut) if cut else s
 
 
-@lru_cache(maxsize=65536)
+_MAX_CACHED_LEN = 1000  # the cache holds 65,536 entries: keep megabyte-long answers out of it
+
+
 def normalize_answer(s: str) -> str:
     """Canonical string form of an answer so that notational variants compare equal as strings."""
+    return _normalize_cached(s) if len(s) <= _MAX_CACHED_LEN else _normalize(s)
+
+
+@lru_cache(maxsize=65536)
+def _normalize_cached(s: str) -> str:
+    return _normalize(s)
+
+
+def _normalize(s: str) -> str:
     s = s.replace("\n", " ").strip()
     s = _LEFT_RIGHT_RE.sub("", s)
     s = _FRAC_VARIANT_RE.sub(r"\\frac", s)
@@ -187,6 +205,7 @@ def normalize_answer(s: str) -> str:
         s = s.replace(",", "")
     s = _CHOICE_RE.sub(r"\1", s)
     s = _BRACED_BASE_RE.sub(r"\1_\2", s)  # "4210_{5}" -> "4210_5"
+    s = _EMPTY_SET_RE.sub(r"\\emptyset", s)
     return s
 
 
@@ -198,6 +217,12 @@ _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _SLASH_RE = re.compile(r"([+-]?\d+)/([+-]?\d+)")
 _FRAC_RE = re.compile(r"([+-]?)(\d*)\\frac\{([+-]?\d+)\}\{([+-]?\d+)\}")
 _BASE_NUMBER_RE = re.compile(r"[0-9A-Z]+_\d+")
+# "0.\overline{3}" = 1/3, "1.2\overline{36}" = 1.2363636...; math-verify reads "0.\overline{3}" as 0.
+_REPEATING_RE = re.compile(r"([+-]?)(\d*)\.(\d*)\\overline(?:\{(\d+)\}|(\d))")
+# "6.02\times10^{23}", "1.5\cdot10^3": exact, where math-verify's floats lose the low digits.
+_SCIENTIFIC_RE = re.compile(
+    r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:\\times|\\cdot)10\^(?:\{([+-]?\d+)\}|(\d))"
+)
 _MAX_FAST_DIGITS = 1000
 
 
@@ -216,6 +241,18 @@ def _as_fraction(s: str) -> Fraction | None:
             sign, whole, num, den = m.groups()
             value = int(whole or 0) + Fraction(int(num), int(den))  # "1\frac{4}{5}" is 9/5
             return -value if sign == "-" else value
+        m = _REPEATING_RE.fullmatch(s)
+        if m:
+            sign, whole, fixed, cycle = m[1], m[2], m[3], m[4] or m[5]
+            value = int(whole or 0) + (
+                Fraction(int(fixed or 0)) + Fraction(int(cycle), 10 ** len(cycle) - 1)
+            ) / 10 ** len(fixed)
+            return -value if sign == "-" else value
+        m = _SCIENTIFIC_RE.fullmatch(s)
+        if m:
+            exponent = int(m[2] or m[3])
+            if abs(exponent) <= _MAX_FAST_DIGITS:
+                return Fraction(m[1]) * Fraction(10) ** exponent
     except (ValueError, ZeroDivisionError):
         pass
     return None
@@ -260,6 +297,59 @@ def _too_risky(s: str) -> bool:
     return False
 
 
+_CONTROL_CHAR_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LEFT_RE = re.compile(r"\\left(?![a-zA-Z])")
+_RIGHT_RE = re.compile(r"\\right(?![a-zA-Z])")
+_BEGIN_RE = re.compile(r"\\begin\{")
+_END_RE = re.compile(r"\\end\{")
+
+
+def _malformed(s: str) -> bool:
+    """True for LaTeX that is not a complete expression: unbalanced braces, brackets, \\left/\\right or
+    \\begin/\\end, or control characters. math-verify extracts *some* number from such text
+    (it reads "\\begin{pmatrix} 1 &" and "1<NUL>2" as 1), so these never reach the symbolic path."""
+    if _CONTROL_CHAR_RE.search(s):
+        return True
+    depth = 0
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\":
+            i += 2  # \{ \} are literal braces (sets), not groups
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return True
+        i += 1
+    if depth:
+        return True
+    # Intervals mix bracket kinds ("(3,4]"), so only the counts must agree.
+    if s.count("(") + s.count("[") != s.count(")") + s.count("]"):
+        return True
+    if len(_LEFT_RE.findall(s)) != len(_RIGHT_RE.findall(s)):
+        return True
+    return len(_BEGIN_RE.findall(s)) != len(_END_RE.findall(s))
+
+
+def _set_vs_tuple(a: str, b: str) -> bool:
+    """True when one normalised answer is a braced set "\\{...\\}" and the other a tuple or interval.
+
+    math-verify compares a set with a tuple element by element, so it grades the ordered pair
+    "(2,1)" equal to the set "\\{1,2\\}"; in MATH these are different kinds of answer.
+    """
+
+    def is_set(x: str) -> bool:
+        return x.startswith("\\{") and x.endswith("\\}")
+
+    def is_tuple(x: str) -> bool:
+        return x[:1] in "([" and x[-1:] in ")]" and len(x) > 1
+
+    return (is_set(a) and is_tuple(b)) or (is_set(b) and is_tuple(a))
+
+
 # ---------------------------------------------------------------------------------------
 # Symbolic path (runs inside the worker subprocess)
 # ---------------------------------------------------------------------------------------
@@ -272,10 +362,40 @@ def _symbolic_equiv(pred: str, gold: str) -> bool:
     gold_parsed = parse(f"${gold}$", parsing_timeout=None)
     pred_parsed = parse(f"${pred}$", parsing_timeout=None)
     if verify(gold_parsed, pred_parsed, timeout_seconds=None):
-        return True
+        return not _decimal_approximation(pred, gold, pred_parsed, gold_parsed)
     if _parsed(gold_parsed) and _parsed(pred_parsed):
         return False  # math-verify already compared the sympy forms, simplify included
     return _sympy_equiv(normalize_answer(pred), normalize_answer(gold))
+
+
+_DECIMAL_RE = re.compile(r"[+-]?\d*\.\d+")
+_DECIMAL_REL_TOL = 1e-12
+
+
+def _decimal_approximation(pred: str, gold: str, pred_parsed: list, gold_parsed: list) -> bool:
+    """True when one answer is a finite decimal that only approximates the other's exact value.
+
+    math-verify compares a float with a number after rounding both to 6 decimal places, so it
+    grades "1.41421356" equal to "\\sqrt{2}". MATH asks for exact answers (the fast path already
+    grades "0.333" unequal to "\\frac13"), so a decimal must match the other side's exact value to
+    a relative 1e-12 (the precision of the decimal literals math-verify turns into floats).
+    """
+    from sympy import Expr, N, Rational
+
+    try:
+        norm_pred, norm_gold = normalize_answer(pred), normalize_answer(gold)
+        for decimal, other, other_parsed in ((norm_pred, norm_gold, gold_parsed), (norm_gold, norm_pred, pred_parsed)):
+            if not _DECIMAL_RE.fullmatch(decimal) or _as_fraction(other) is not None or not _parsed(other_parsed):
+                continue
+            expr = other_parsed[0]
+            if not isinstance(expr, Expr) or expr.free_symbols or not expr.is_number:
+                continue
+            value = Rational(decimal)
+            difference = abs(N(expr - value, 30))
+            return bool(difference > _DECIMAL_REL_TOL * max(1, abs(value)))
+    except Exception:
+        pass
+    return False
 
 
 def _parsed(extractions: list) -> bool:
@@ -448,7 +568,9 @@ def is_equiv(pred: str | None, gold: str, timeout_s: float = 1.0) -> bool:
             return exact_pred == exact_gold
         if _BASE_NUMBER_RE.fullmatch(norm_pred) or _BASE_NUMBER_RE.fullmatch(norm_gold):
             return False  # "52_8" is base 8; math-verify would read it as 52, so strings decide
-        if _too_risky(pred) or _too_risky(gold):
+        if _set_vs_tuple(norm_pred, norm_gold):
+            return False  # the ordered pair "(2,1)" is not the set "\{1,2\}"
+        if _too_risky(pred) or _too_risky(gold) or _malformed(pred) or _malformed(gold):
             return False
         return _heavy_equiv(pred.strip(), gold.strip(), max(float(timeout_s), 0.01))
     except Exception:

@@ -22,7 +22,7 @@ from scorelib.grading import (
 )
 
 MATH500_PATH = Path(__file__).resolve().parents[1].parent / "shared/data/math500.jsonl"
-TIME_LIMIT_S = 3.0  # pathological inputs must finish in ~1 s; 3 s leaves room for a loaded machine
+TIME_LIMIT_S = 5.0  # pathological inputs must finish in ~1 s; 5 s leaves room for a loaded machine
 
 
 def final_answer(x: str) -> str:
@@ -106,6 +106,8 @@ NORMALIZE_CASES = [
     ("4210_{5}", "4210_5"),  # base subscript braces
     ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),  # row break kept
     ("5.", "5"),  # trailing period
+    ("\\varnothing", "\\emptyset"),  # one spelling of the empty set
+    ("\\{\\}", "\\emptyset"),  # empty set braces
 ]
 
 
@@ -159,6 +161,105 @@ EQUIV_CASES = [
     ("2^{10}", "1024", True),  # evaluated power
     ("\\frac{1}{2}.", "\\frac{\\sqrt{4}}{4}", True),  # math-verify can't parse "x." -> sympy fallback
     ("e^{-x^2}", "\\frac{1}{e^{x^2}}", True),  # a symbolic tower is not refused by the size guards
+    # fractions and \dfrac
+    ("\\dfrac{1}{2}", "\\frac{1}{2}", True),  # \dfrac is display-style \frac
+    ("\\dfrac{7}{2}", "7/2", True),  # \dfrac vs slash
+    ("\\frac{10}{4}", "\\frac{5}{2}", True),  # unreduced fraction has the same value
+    ("\\frac{10}{4}", "2.5", True),  # unreduced fraction vs decimal
+    ("\\frac{7}{3}", "2\\frac{1}{3}", True),  # mixed number
+    ("-0.5", "-\\dfrac12", True),  # negative shorthand \dfrac
+    ("\\frac{1}{-2}", "-\\frac{1}{2}", True),  # sign in the denominator
+    ("0.50", "\\frac{1}{2}", True),  # trailing zero
+    ("5.00", "5", True),  # trailing zeros on an integer
+    ("-0", "0", True),  # negative zero
+    ("\\frac{2a}{2b}", "\\frac{a}{b}", True),  # symbolic fraction cancels
+    ("\\frac{1}{2}x", "\\frac{x}{2}", True),  # coefficient in front vs in the numerator
+    # \left( \right) and brackets
+    ("\\left[ 1, 2 \\right]", "[1,2]", True),  # \left[ \right] closed interval
+    ("\\left( -\\frac{1}{2}, \\frac{3}{2} \\right)", "(-0.5,1.5)", True),  # pair with fractions vs decimals
+    ("\\left\\{ 1, 2 \\right\\}", "\\{1,2\\}", True),  # \left\{ set braces
+    # units, degrees and \text{}
+    ("30^{\\circ}", "30^\\circ", True),  # braced vs bare degree sign
+    ("145^\\circ", "145", True),  # MATH500 angle answer without the degree sign
+    ("30\\text{ degrees}", "30", True),  # degrees spelled out as a unit
+    ("\\frac{270}7\\text{ degrees}", "\\frac{270}{7}", True),  # MATH500 answer: shorthand \frac + unit
+    ("12\\text{ inches}", "12", True),  # length unit
+    ("18 \\text{ ft}^2", "18", True),  # area unit with a power
+    ("4", "4\\text{ units}", True),  # the unit may sit on the gold side
+    ("\\text{Monday}", "Monday", True),  # word answer with and without \text
+    ("\\text{even}", "\\text{Even}", True),  # capitalisation of a word answer (math-verify)
+    ("\\text{(C)}", "(C)", True),  # multiple choice with and without \text
+    ("\\textbf{(A)}", "A", True),  # bold multiple-choice letter
+    # intervals and unions
+    ("(-\\infty,3)\\cup(5,\\infty)", "(-\\infty, 3) \\cup (5, \\infty)", True),  # union, spacing
+    ("(-\\infty,3)\\cup(5,\\infty)", "(5,\\infty)\\cup(-\\infty,3)", True),  # union is commutative
+    ("(-\\infty, 2) \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,+\\infty)", True),  # +\infty is \infty
+    ("(2,12) \\cup (12,102)", "(2,102)\\setminus\\{12\\}", True),  # same set written as a difference
+    ("(-\\infty,\\infty)", "\\mathbb{R}", True),  # the whole real line
+    ("(2,\\infty)", "x>2", True),  # interval vs inequality (math-verify)
+    ("(-\\infty, 0]", "x \\le 0", True),  # half-closed interval vs inequality
+    ("x \\in (1,2)", "(1,2)", True),  # "x \in" prefix
+    ("\\emptyset", "\\varnothing", True),  # two spellings of the empty set (normalised)
+    ("\\emptyset", "\\{\\}", True),  # empty braces are the empty set (normalised)
+    # tuples, ordered pairs and matrices
+    ("(\\frac12, 3)", "(0.5, 3)", True),  # tuple entries compared by value
+    ("(2,-3)", "\\left(2,-3\\right)", True),  # \left( around an ordered pair
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", True),  # matrix spacing
+    ("\\begin{pmatrix} 1/2 \\\\ 0 \\end{pmatrix}", "\\begin{pmatrix} 0.5 \\\\ 0 \\end{pmatrix}", True),  # vector entries by value
+    ("\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),  # bracket style of a matrix
+    # percentages and thousands separators
+    ("25\\%", "25", True),  # "25%" for gold 25 (percent sign dropped, MATH-style)
+    ("100\\%", "100", True),  # percent sign dropped
+    ("1{,}000{,}000", "1000000", True),  # {,} thousands marks
+    ("1,000,000", "1000000", True),  # two plain thousands separators
+    ("1,234.5", "1234.5", True),  # thousands separator with decimals
+    ("\\$1,\\!000", "1000", True),  # dollars with a MATH thousands mark
+    ("\\$5.00", "5", True),  # money with cents
+    # roots and pi
+    ("3\\sqrt{2}", "\\sqrt{18}", True),  # coefficient moved under the root
+    ("\\sqrt{12}", "2\\sqrt3", True),  # simplest radical form vs not
+    ("10\\sqrt{2}", "\\sqrt{200}", True),  # larger radicand
+    ("\\frac{5\\sqrt{3}}{3}", "\\frac{5}{\\sqrt{3}}", True),  # rationalised denominator
+    ("\\sqrt{2}/2", "\\frac{\\sqrt2}{2}", True),  # slash vs \frac around a root
+    ("2^{1/2}", "\\sqrt{2}", True),  # fractional power
+    ("\\sqrt[3]{8}", "2", True),  # cube root evaluates
+    ("\\sqrt[3]{2}", "2^{1/3}", True),  # cube root as a power
+    ("\\sqrt{3}+1", "1+\\sqrt3", True),  # reordered sum, bare root
+    ("\\frac{\\pi}{2}", "\\frac12\\pi", True),  # pi over 2 vs half pi
+    ("\\frac{3\\pi}{4}", "\\frac{3}{4}\\pi", True),  # pi multiple
+    ("4\\pi", "\\pi 4", True),  # pi with the coefficient after it
+    ("2.0", "\\sqrt{4}", True),  # a decimal that equals a closed form exactly
+    # sets, lists and equations
+    ("\\{1,2\\}", "1,2", True),  # a set of solutions vs the comma list MATH asks for
+    ("1, 2", "2, 1", True),  # "enter all solutions separated by commas": order is free in MATH
+    ("1, 2, 3", "3, 2, 1", True),  # longer solution list, reversed
+    ("x=1, x=2", "1,2", True),  # solutions written as equations
+    ("\\{1\\pm\\sqrt{5},-2\\}", "-2, 1+\\sqrt5, 1-\\sqrt5", True),  # MATH500 set with \pm
+    ("x = 5", "x=5", True),  # equation spacing
+    ("k = 3", "3", True),  # other variable names as prefix
+    ("x+1", "1+x", True),  # commutative sum
+    ("3x^2-2x+1", "1-2x+3x^2", True),  # reordered polynomial
+    ("1+i", "i+1", True),  # complex number reordered
+    # scientific notation
+    ("1.5\\times10^{3}", "1500", True),  # \times 10^{n}
+    ("1.5 \\times 10^3", "1500", True),  # unbraced exponent
+    ("2.5\\times 10^{-3}", "0.0025", True),  # negative exponent
+    ("1.5\\cdot 10^{3}", "1500", True),  # \cdot 10^{n}
+    ("6.02\\times10^{23}", "602000000000000000000000", True),  # exact, beyond float precision (fast path)
+    ("10^{-2}", "0.01", True),  # bare power of ten
+    # repeating decimals
+    ("\\frac{1}{3}", "0.\\overline{3}", True),  # repeating decimal (math-verify reads it as 0)
+    ("0.\\overline{36}", "\\frac{4}{11}", True),  # two-digit period
+    ("0.1\\overline{6}", "\\frac{1}{6}", True),  # pre-period digits
+    # base subscripts, negative numbers, evaluated expressions
+    ("101_2", "101_{2}", True),  # braced base subscript
+    ("A3_{16}", "A3_16", True),  # hex digits in base 16
+    ("- 5", "-5", True),  # space after the minus sign
+    ("5!", "120", True),  # factorial evaluates
+    ("\\binom{5}{2}", "10", True),  # binomial coefficient evaluates
+    ("\\dbinom{5}{2}", "10", True),  # display binomial
+    ("\\log_2 8", "3", True),  # logarithm evaluates
+    ("\\cos \\frac{\\pi}{3}", "\\frac{1}{2}", True),  # trig value in radians
     # --- not equivalent ---
     ("3", "4", False),  # different integers
     ("12", "-12", False),  # sign matters
@@ -179,6 +280,78 @@ EQUIV_CASES = [
     ("1.5\\%", "0.015", False),  # like the MATH grader, percent signs are dropped, not converted
     ("", "0", False),  # empty prediction
     (None, "5", False),  # no extracted answer
+    # near misses: fractions and decimals
+    ("0.33", "\\frac13", False),  # rounded decimal is not the fraction
+    ("\\frac{1}{2}", "2", False),  # reciprocal
+    ("-\\frac{1}{2}", "\\frac{1}{2}", False),  # sign of a fraction
+    ("2\\frac{1}{3}", "\\frac{2}{3}", False),  # mixed number is not a product
+    ("0.5", "5", False),  # decimal point matters
+    ("1000", "1,000.5", False),  # thousands separator with a fractional part
+    ("10", "10.5", False),  # integer vs nearby decimal
+    ("0.\\overline{3}", "0.3", False),  # repeating vs terminating decimal
+    ("0.\\overline{3}", "\\frac{3}{10}", False),  # repeating decimal is 1/3, not 3/10
+    ("0.\\overline{3}", "0", False),  # math-verify alone would read 0.\overline{3} as 0
+    # near misses: roots, pi, approximations
+    ("\\sqrt{2}", "1.414", False),  # approximation of a root
+    ("\\sqrt{2}", "1.41421356", False),  # an 8-digit approximation is still not exact (math-verify rounds to 6 places)
+    ("\\pi", "3.14159265", False),  # likewise for pi
+    ("\\frac{\\sqrt{2}}{2}", "0.70710678", False),  # and for a root over a number
+    ("2\\pi", "6.28", False),  # pi multiple vs decimal
+    ("e", "2.718", False),  # Euler's number vs decimal
+    ("10\\sqrt{2}", "\\sqrt{20}", False),  # coefficient not squared
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}", False),  # different radicand
+    ("\\sqrt[3]{2}", "\\sqrt{2}", False),  # cube root vs square root
+    ("-\\sqrt{2}", "\\sqrt{2}", False),  # sign of a root
+    ("\\frac{3\\pi}{4}", "\\frac{3\\pi}{2}", False),  # different pi multiple
+    ("\\pi", "180", False),  # radians are not degrees
+    ("\\frac{\\pi}{3}", "60^\\circ", False),  # nor the other way round (the degree sign is dropped)
+    # near misses: intervals, tuples, sets
+    ("[2,5)", "[2,5]", False),  # half-open vs closed
+    ("[0,1]", "[0,1)", False),  # closed vs half-open
+    ("(2,\\infty)", "[2,\\infty)", False),  # open vs closed at the finite end
+    ("(-\\infty,3]\\cup(5,\\infty)", "(-\\infty,3)\\cup(5,\\infty)", False),  # one endpoint differs in a union
+    ("(0,9) \\cup (9,36)", "(0,36)", False),  # a union that leaves out a point
+    ("(2,3)", "(3,2)", False),  # ordered pair order matters
+    ("(1,2,3)", "(1,3,2)", False),  # triple order matters
+    ("(1,2)", "\\{1,2\\}", False),  # an ordered pair is not a set (math-verify alone says equal)
+    ("(2,1)", "\\{1,2\\}", False),  # ... even less when reordered
+    ("[1,2]", "\\{1,2\\}", False),  # an interval is not a two-element set
+    ("\\{1,2,3\\}", "\\{1,2\\}", False),  # extra element
+    ("\\{1\\pm\\sqrt{5},-2\\}", "-2, 1+\\sqrt5", False),  # a missing solution
+    ("1,2", "1,3", False),  # a wrong solution in a list
+    ("\\emptyset", "0", False),  # the empty set is not zero
+    ("\\left( -\\frac{1}{2}, \\frac{3}{2} \\right)", "(-0.5,-1.5)", False),  # one coordinate's sign
+    # near misses: matrices
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", False),  # swapped entries
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}", False),  # swapped vector entries
+    ("\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}", "(-1/3, 2/3, 5/3)", False),  # a column vector is not a tuple
+    # near misses: expressions and equations
+    ("x+1", "x-1", False),  # sign of a term
+    ("\\frac{x+1}{x-1}", "\\frac{x-1}{x+1}", False),  # reciprocal expression
+    ("x^2+1", "(x-1)(x+1)", False),  # wrong factorisation
+    ("\\frac{x}{2}", "2x", False),  # divided vs multiplied
+    ("y=2x+3", "y=2x-3", False),  # line with a different intercept
+    ("x=5", "6", False),  # equation with a different value
+    ("2i", "-2i", False),  # conjugate imaginary
+    ("2^{10}", "1000", False),  # 1024 is not 1000
+    # near misses: units, percent, words, choices, bases
+    ("25\\%", "0.25", False),  # percent signs are dropped, not converted (like the MATH grader)
+    ("145", "\\frac{29\\pi}{36}", False),  # degrees vs radians
+    ("\\frac{270}7\\text{ degrees}", "38.57", False),  # a rounded value of a fraction
+    ("\\text{Monday}", "\\text{Tuesday}", False),  # different word
+    ("\\text{(C)}", "\\text{(D)}", False),  # different choice
+    ("B", "C", False),  # bare choice letters
+    ("101_2", "5", False),  # a base-2 numeral is not graded by its value
+    ("1011_2", "1011", False),  # nor equal to the same digits in base 10
+    ("4210_{5}", "4210_{6}", False),  # different base
+    ("1.5\\times10^{3}", "150", False),  # wrong power of ten
+    ("6.02\\times10^{23}", "6.02\\times10^{22}", False),  # off by one exponent
+    ("-5", "5", False),  # sign of an integer
+    ("\\$18.90", "\\$19.80", False),  # different amount of money
+    # malformed LaTeX must not match a number it happens to contain
+    ("\\begin{pmatrix} 1 &", "1", False),  # math-verify alone extracts 1 from this
+    ("\\left( 1, 2", "2", False),  # unbalanced \left( (math-verify alone reads 2)
+    ("1\x002", "1", False),  # a NUL byte inside a number (math-verify alone reads 1)
 ]
 
 
@@ -187,8 +360,10 @@ def test_is_equiv(pred, gold, expected):
     assert is_equiv(pred, gold) is expected
 
 
-def test_at_least_forty_equivalence_pairs():
-    assert len(EQUIV_CASES) >= 40
+def test_at_least_sixty_equivalent_and_sixty_non_equivalent_pairs():
+    assert sum(expected for _, _, expected in EQUIV_CASES) >= 60
+    assert sum(not expected for _, _, expected in EQUIV_CASES) >= 60
+    assert len({(pred, gold) for pred, gold, _ in EQUIV_CASES}) == len(EQUIV_CASES)  # no duplicates
 
 
 def test_fast_path_never_uses_the_heavy_path(monkeypatch):
@@ -205,6 +380,10 @@ def test_fast_path_never_uses_the_heavy_path(monkeypatch):
         ("0.75", "\\dfrac34", True),
         ("1,000", "1000", True),
         ("7", "8", False),
+        ("0.\\overline{3}", "\\frac13", True),  # repeating decimal
+        ("0.\\overline{3}", "0", False),
+        ("6.02\\times10^{23}", "602000000000000000000000", True),  # scientific notation
+        ("1.5\\cdot10^{-3}", "0.0015", True),
     ]:
         assert is_equiv(pred, gold) is expected
 
@@ -233,6 +412,24 @@ PATHOLOGICAL = [
     "\\frac{1}{0}",  # division by zero
     "(x+y+z+w)^{41}",  # expensive expansion: hits the worker's soft timeout
     "\\prod_{k=1}^{99999} k",  # expensive product
+    "10^{1000000}",  # a million-digit power of ten
+    "10^{99999}",  # just under the exponent guard: evaluated or timed out in the worker
+    "99999^{99999}",  # huge power with a non-trivial base
+    "9999!",  # just under the factorial guard
+    "\\binom{1000000000}{100000000}",  # huge binomial coefficient
+    "e^{e^{e^{e}}}",  # symbolic tower
+    "\\left(" * 10_000 + "1" + "\\right)" * 10_000,  # 10,000 nested \left( \right)
+    "+".join(["x"] * 10_000),  # 20,000-character sum
+    "\\frac{1}{",  # truncated fraction
+    "\\sqrt{",  # truncated root
+    "\\begin{pmatrix} 1 &",  # truncated matrix (math-verify alone extracts 1)
+    "\\left( 1, 2",  # \left( without \right
+    "1, 2 \\right)",  # \right) without \left
+    "1\x002",  # NUL byte inside a number (math-verify alone extracts 1)
+    "\x00",  # only a NUL byte
+    "\ud800\udfff",  # lone surrogates: not encodable as UTF-8
+    "\u202e1\u200b\ufeff",  # bidi override, zero-width space, BOM
+    "\ufffd\u00bd\u221e",  # replacement char, vulgar fraction, infinity sign
 ]
 
 
@@ -261,6 +458,11 @@ PATHOLOGICAL_RESPONSES = [
     "$" * 20_000,  # only dollars
     "a" * 20_000,  # no answer
     "\\boxed{" + "(" * 10_000 + "1" + ")" * 10_000 + "}",  # deep nesting inside the answer
+    "\\boxed{" + "{" * 500_000 + "}" * 499_999,  # 1 MB, almost balanced
+    "\\boxed{" + "1" * 1_000_000 + "}",  # 1 MB answer: a million-digit number
+    "final answer is $" * 60_000,  # 1 MB of anchors
+    "\\boxed{" * 150_000,  # 1 MB of unclosed \boxed
+    "\x00\ud800" * 500_000,  # 1 MB of NUL bytes and lone surrogates
 ]
 
 
@@ -269,6 +471,19 @@ def test_pathological_responses_are_bounded(response):
     start = time.monotonic()
     assert reward(response, "1") == 0.0
     assert time.monotonic() - start < TIME_LIMIT_S
+
+
+def test_one_megabyte_response_is_extracted_quickly():
+    """A 1 MB response (e.g. a degenerate generation) still yields its final answer in bounded time."""
+    for response, expected in [
+        ("x" * 1_000_000 + final_answer("5"), "5"),
+        ("\\boxed{1} " + "y " * 500_000, "1"),
+        ("$\\boxed{" + "1+" * 500_000 + "1}$", "1+" * 500_000 + "1"),
+    ]:
+        start = time.monotonic()
+        assert extract_answer(response) == expected
+        assert reward(response, "5") == (1.0 if expected == "5" else 0.0)
+        assert time.monotonic() - start < TIME_LIMIT_S
 
 
 def test_custom_timeout_is_respected():
