@@ -51,10 +51,10 @@ HUMANEVAL_TURN1 = (
 
 TOY = Protocol("toy", "{problem}", "<|retry|>")
 MATH = Protocol("math", MATH_TURN1 + "\n\nProblem:\n{problem}\n\nSolution:", MATH_INSTRUCTION)
-HUMANEVAL = Protocol("humaneval", HUMANEVAL_TURN1, CODE_INSTRUCTION)
-# MBPP's problem text is already the canonical 3-shot prompt (scorelib.tasks.mbpp.mbpp_prompt).
-MBPP = Protocol("mbpp", "{problem}", CODE_INSTRUCTION)
-PROTOCOLS = {p.name: p for p in (TOY, MATH, HUMANEVAL, MBPP)}
+# The code task: a problem's text is already its whole first turn (HumanEval: HUMANEVAL_TURN1 around the
+# stub; MBPP: the canonical 3-shot prompt, scorelib.tasks.mbpp.mbpp_prompt); turn 2 is the paper's text.
+CODE = Protocol("code", "{problem}", CODE_INSTRUCTION)
+PROTOCOLS = {p.name: p for p in (TOY, MATH, CODE)}
 
 
 def get_protocol(name: str) -> Protocol:
@@ -62,3 +62,19 @@ def get_protocol(name: str) -> Protocol:
         return PROTOCOLS[name]
     except KeyError:
         raise ValueError(f"unknown protocol {name!r}; valid: {sorted(PROTOCOLS)}") from None
+
+
+# Self-Refine (Madaan et al. 2023) as a prompting-only baseline for real models. The paper does not
+# give its prompts (departure): these are this suite's. Turn 2 asks for a critique only, turn 3 for
+# the rewrite; the rewrite is scored as the second attempt.
+SELF_REFINE_CRITIQUE = (
+    "Review the solution above step by step and point out any errors in it. Do not write a new solution yet: "
+    "only list the problems you find, or say that the solution is correct."
+)
+SELF_REFINE = {
+    "math": (SELF_REFINE_CRITIQUE,
+             "Using your review, write the final solution. At the end of the Solution, when you give your final "
+             "answer, write it in the form \"Final Answer: The final answer is $answer$. I hope it is correct.\""),
+    "humaneval": (SELF_REFINE_CRITIQUE.replace("solution", "program"),
+                  "Using your review, rewrite the program. Only output the final correct Python program!"),
+}

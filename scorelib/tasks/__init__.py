@@ -55,21 +55,34 @@ def _shuffled(ps: list, n: int | None, seed: int) -> list:
 
 
 class CodeReward:
-    """r̂ for code: 1.0 iff the program built from the response passes the task's tests in the sandbox."""
+    """r̂ for code: 1.0 iff the program built from the response passes the task's tests in the sandbox.
 
-    def __init__(self, problems: dict, check_many: Callable, timeout_s: float = 10.0, workers: int = 2):
-        self.problems, self.check_many, self.timeout_s, self.workers = problems, check_many, timeout_s, workers
+    ``problems`` maps a task id to (problem record, its module's ``check_many``): HumanEval and
+    MBPP problems build and test their programs differently, and a code task holds both."""
+
+    def __init__(self, problems: dict, timeout_s: float = 10.0, workers: int = 2):
+        self.problems, self.timeout_s, self.workers = problems, timeout_s, workers
 
     def __call__(self, response: str, task_id: str) -> float:
         return self.many([response], [task_id])[0]
+
+    def add(self, problems: dict) -> None:
+        self.problems.update(problems)
 
     def many(self, responses: list[str], task_ids: list[str]) -> list[float]:
         unknown = sorted(set(task_ids) - set(self.problems))
         if unknown:
             raise KeyError(f"unknown task ids {unknown[:5]}")
-        results = self.check_many([self.problems[t] for t in task_ids], responses, workers=self.workers,
-                                  timeout_s=self.timeout_s)
-        return [1.0 if r.passed else 0.0 for r in results]
+        out = [0.0] * len(responses)
+        groups: dict = {}
+        for i, t in enumerate(task_ids):
+            groups.setdefault(self.problems[t][1], []).append(i)
+        for check_many, idx in groups.items():
+            results = check_many([self.problems[task_ids[i]][0] for i in idx], [responses[i] for i in idx],
+                                 workers=self.workers, timeout_s=self.timeout_s)
+            for i, r in zip(idx, results):
+                out[i] = 1.0 if r.passed else 0.0
+        return out
 
 
 def _no_train(name: str, what: str):
@@ -120,18 +133,24 @@ def _humaneval_task(data_path: str = "", train_path: str = "", timeout_s: float 
     from scorelib.tasks import humaneval, mbpp
 
     he = humaneval.load_humaneval(data_path or None)
-    by_id = {p["task_id"]: p for p in he}
-    test = [_code_problem(p["task_id"], p["prompt"], p["prompt"] + p["canonical_solution"], "humaneval") for p in he]
-    reward = CodeReward(by_id, humaneval.check_many, timeout_s=timeout_s)
+    # The code task's protocol passes the problem text through; HumanEval's zero-shot request and
+    # MBPP's 3-shot prompt are built into each problem's text, so one task can hold both.
+    test = [_code_problem(p["task_id"], prompts.HUMANEVAL_TURN1.format(problem=p["prompt"]),
+                          p["prompt"] + p["canonical_solution"], "humaneval") for p in he]
+    reward = CodeReward({p["task_id"]: (p, humaneval.check_many) for p in he}, timeout_s=timeout_s)
+    cache: dict = {}
 
-    def train():
-        rows = mbpp.load_mbpp(train_path, split="train")
-        shots = mbpp.load_mbpp(train_path, split="prompt")
-        return [_code_problem(f"mbpp/{r['task_id']}", mbpp.mbpp_prompt(r, shots), r["code"], "mbpp") for r in rows]
+    def train(n, seed):
+        # MBPP's train split, each prompt the canonical 3-shot prompt; graded by its own tests.
+        if "rows" not in cache:
+            rows = mbpp.load_mbpp(train_path, split="train")
+            shots = [r for r in mbpp.load_mbpp(train_path, split="prompt") if r["task_id"] in mbpp.SHOT_TASK_IDS]
+            reward.add({f"mbpp/{r['task_id']}": (r, mbpp.check_many) for r in rows})
+            cache["rows"] = [_code_problem(f"mbpp/{r['task_id']}", mbpp.mbpp_prompt(r, shots), r["code"], "mbpp")
+                             for r in rows]
+        return _shuffled(cache["rows"], n, seed)
 
-    # Note: MBPP training problems are graded by their own tests (see scorelib.tasks.mbpp); the
-    # training notebooks use mbpp_reward for them.
-    return Task("humaneval", prompts.HUMANEVAL, reward, humaneval.extract_code, lambda: test,
+    return Task("humaneval", prompts.CODE, reward, humaneval.extract_code, lambda n: _first(test, n),
                 train if train_path else _no_train("humaneval", "an MBPP JSONL file (mbpp.jsonl)"),
                 describe=f"HumanEval ({len(test)} problems)" + (", train on MBPP" if train_path else ""))
 
