@@ -164,9 +164,61 @@ class EvalConfig(Common):
                f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")
 
 
+@dataclass(frozen=True)
+class SFTConfig(Common):
+    """Notebook 10: STaR and Pair-SFT on the model's own correction traces (Table 1, Figs. 3 and 4)."""
+
+    base_run: str = "default"  # the notebook-00 run whose base model to fine-tune (when model is empty)
+    seeds: tuple = (0, 1, 2)  # one pipeline run per seed (data sampling and fine-tuning); the base is shared
+    n_problems: int = 1000  # training problems the model attempts per data collection
+    k: int = 2  # two-turn samples per training problem (at temperature)
+    temperature: float = 1.0  # sampling temperature of the data collection (paper: 1.0)
+    lr: float = 0.001  # fine-tuning learning rate (a third of pretraining's)
+    sft_batch_size: int = 16
+    pair_epochs: float = 1.0  # Pair-SFT epochs (paper: 1)
+    star_epochs: float = 1.0  # STaR epochs per iteration
+    star_iterations: int = 3  # STaR collect + fine-tune rounds (paper: 3)
+    train_turn1: bool = False  # also put the loss on the first attempt y1 (default: y2 only)
+    lora_rank: int = 0  # 0: full fine-tuning; else a peft LoRA adapter of this rank
+    lora_alpha: float = 16.0
+    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
+    self_refine: bool = True  # real models: evaluate the Self-Refine prompting baseline (never the tiny model)
+    n_test: int = 1024  # held-out problems, greedy, for every method and seed
+    n_edit_train: int = 256  # training problems for the Fig. 3 train-vs-held-out edit distances
+    fig4_points: int = 5  # Fig. 4: probes over one epoch of Pair-SFT (plus one before training)
+    fig4_problems: int = 256  # Fig. 4: first attempts per condition
+    n_boot: int = 1000  # bootstrap resamples for 95% CIs
+    n_examples: int = 2  # example traces shown from each data set
+    max_new_tokens: int = 160
+    batch_size: int = 512  # generation batch
+
+    def inputs(self) -> list[tuple[str, str, str]]:
+        """(notebook, run_name, path) of the earlier outputs this notebook reads."""
+        return [] if self.model else [("00_toy_world_and_base_model", self.base_run, "")]
+
+    def validate(self) -> None:
+        super().validate()
+        _check_name("base_run", self.base_run)
+        _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
+               and len(set(self.seeds)) == len(self.seeds),
+               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+        for name in ("n_problems", "k", "sft_batch_size", "star_iterations", "n_test", "fig4_points", "fig4_problems",
+                     "n_boot", "max_new_tokens", "batch_size"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("n_edit_train", "n_examples", "lora_rank"):
+            _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
+        _check(0 < self.temperature <= 5, f"temperature must be in (0, 5], got {self.temperature}")
+        for name in ("pair_epochs", "star_epochs", "lora_alpha"):
+            _check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        _check(len(self.lora_targets) >= 1 and all(isinstance(t, str) and t for t in self.lora_targets),
+               f"lora_targets must be a non-empty list of module names, got {self.lora_targets!r}")
+
+
 NOTEBOOK_CONFIGS: dict[str, type] = {
     "00_toy_world_and_base_model": PretrainConfig,
     "01_base_model_self_correction": EvalConfig,
+    "10_sft_baselines": SFTConfig,
 }
 
 
@@ -185,8 +237,8 @@ def field_names(cls) -> list[str]:
 
 def _coerce(name: str, value, typ):
     """Check (and gently convert: int -> float, list or one number -> tuple) a value against a field's type."""
-    if typ is tuple and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value,)  # `-p temperatures 0.7` means one temperature
+    if typ is tuple and (isinstance(value, (int, float, str)) and not isinstance(value, bool)):
+        value = (value,)  # `-p seeds 3` or `-p lora_targets q_proj` means a list of one  # `-p temperatures 0.7` means one temperature
     ok = {
         bool: lambda v: isinstance(v, bool),
         int: lambda v: isinstance(v, int) and not isinstance(v, bool),

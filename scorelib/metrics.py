@@ -173,6 +173,42 @@ def summarize(c1: Any, c2: Any, n_boot: int = 1000, seed: int = 0) -> dict:
     return out
 
 
+def summarize_seeds(c1s: Sequence[Any], c2s: Sequence[Any], n_boot: int = 1000, seed: int = 0,
+                    level: float = 0.95) -> dict:
+    """summarize() for several seeds evaluated on the same problems: point estimates of all seeds'
+    outcomes together (= the mean over seeds), CIs from a paired bootstrap that resamples problems
+    with all of their seeds' outcomes (a cluster bootstrap), plus the per-seed standard deviation."""
+    pairs = [_pair(a, b) for a, b in zip(c1s, c2s)]
+    if not pairs or len({a.shape[0] for a, _ in pairs}) != 1:
+        raise ValueError("summarize_seeds needs one or more seeds with the same number of problems")
+    a = np.stack([p[0] for p in pairs])  # (S, N)
+    b = np.stack([p[1] for p in pairs])
+    s_count, n = a.shape
+    out: dict[str, Any] = two_turn_metrics(a.ravel(), b.ravel())
+    codes = 2 * a.astype(np.int64) + b.astype(np.int64)  # (S, N)
+    per_problem = np.stack([(codes == c).sum(0) for c in range(4)], axis=1)  # (N, 4) counts over seeds
+    rng = np.random.default_rng(seed)
+    counts = np.empty((n_boot, 4), dtype=np.int64)
+    block = max(1, _BOOT_BLOCK_ELEMS // n)
+    for start in range(0, n_boot, block):
+        m = min(block, n_boot - start)
+        idx = rng.integers(0, n, size=(m, n))
+        counts[start:start + m] = per_problem[idx].sum(1)
+    stats = _from_counts(counts[:, 1], counts[:, 2], counts[:, 3], s_count * n)
+    alpha = 100.0 * (1.0 - float(level)) / 2.0
+    for key in _CI_KEYS:
+        vals = np.asarray(stats[key], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        lo, hi = np.percentile(vals, [alpha, 100.0 - alpha]) if vals.size else (np.nan, np.nan)
+        out[f"{key}_lo"], out[f"{key}_hi"] = float(lo), float(hi)
+    per_seed = [two_turn_metrics(x, y) for x, y in zip(a, b)]
+    for key in (*METRIC_KEYS, "fix_own"):
+        vals = [r[key] for r in per_seed]
+        out[f"{key}_seed_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    out["seeds"] = s_count
+    return out
+
+
 # --------------------------------------------------------------------------- diagnostics
 
 

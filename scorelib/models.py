@@ -244,3 +244,13 @@ def reference_mode(model):
 
 def n_trainable(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def trainable_copy(model, lora_rank: int = 0, lora_alpha: float = 16.0, lora_targets=DEFAULT_LORA_TARGETS):
+    """A fresh trainable copy of a base model: full fine-tuning (lora_rank 0) or a new LoRA adapter."""
+    import copy
+
+    m = copy.deepcopy(model)
+    if lora_rank > 0:
+        m = apply_lora(m, rank=lora_rank, alpha=lora_alpha, target_modules=lora_targets)
+    return m

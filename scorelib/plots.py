@@ -70,3 +70,29 @@ def accuracy_bars(rows: dict[str, dict], title: str = "Direct generation vs self
     ax.set(ylabel="accuracy (%)", title=title)
     ax.legend(loc="lower right")
     return fig
+
+
+def edit_distance_compare(panels: dict[str, dict[str, np.ndarray]],
+                          title: str = "Edit-distance ratio: training data vs the model's own traces") -> plt.Figure:
+    """Fig. 3 (right): per panel, overlaid density histograms of several series (e.g. training data,
+    model on training problems, model on held-out problems)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.0), squeeze=False, sharey=True)
+    for ax, (name, series) in zip(axes[0], panels.items()):
+        for label, r in series.items():
+            ax.hist(np.asarray(r), bins=10, range=(0, 1), density=True, histtype="step", linewidth=1.8, label=label)
+        ax.set(title=name, xlabel="edit distance ratio")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("density")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def shift_curve(df: pd.DataFrame, title: str = "Pair-SFT: correction rate over one epoch") -> plt.Figure:
+    """Fig. 4: one line per column (condition) against the index (fraction of an epoch)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for col in df.columns:
+        ax.plot(df.index, df[col], marker="o", label=col)
+    ax.set(xlabel="fraction of an epoch of Pair-SFT", ylabel="wrong first attempts corrected (%)", title=title)
+    ax.legend(fontsize=8)
+    return fig

@@ -14,7 +14,7 @@ follows the placeholder, so the ids match what the template would give.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -159,11 +159,13 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
             reward_fn: Callable[[str, str], float], n_turns: int = 2, k: int = 1,
             temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 256,
             seed: int | None = None, progress: bool = False, given_y1: Sequence[list[int]] | None = None,
-            ) -> Rollouts:
+            instructions: Sequence[str] | None = None) -> Rollouts:
     """Sample n_turns attempts for each of k copies of each problem.
 
     ``given_y1`` (token ids, one per row) fixes the first attempt instead of sampling it,
-    for the paper's "fixed first attempts" analyses.
+    for the paper's "fixed first attempts" analyses. ``instructions`` (one per turn after the
+    first) replaces the protocol's single instruction turn by turn (e.g. Self-Refine's critique,
+    then rewrite).
     """
     if len(problems) != len(answers):
         raise ValueError(f"{len(problems)} problems but {len(answers)} answers")
@@ -179,7 +181,10 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     model.eval()
     stop = stop_token_ids(model, tokenizer)
     stop_set = set(stop)
-    glue = encode_glue(tokenizer, protocol)
+    if instructions is not None and len(instructions) != n_turns - 1:
+        raise ValueError(f"instructions must have n_turns - 1 = {n_turns - 1} entries, got {len(instructions)}")
+    glues = [encode_glue(tokenizer, protocol if instructions is None else replace(protocol, instruction=text))
+             for text in (instructions or [protocol.instruction])]
     index = np.repeat(np.arange(len(problems)), k)
     if given_y1 is not None and len(given_y1) != len(index):
         raise ValueError(f"given_y1 has {len(given_y1)} rows, expected {len(index)}")
@@ -191,6 +196,7 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     bar = tqdm(total=len(steps), desc="rollout", disable=not progress, leave=False)
     for t in range(1, n_turns + 1):
         if t > 1:  # the instruction after the previous attempt
+            glue = glues[t - 2] if instructions is not None else glues[0]
             for row, prev in zip(pieces, attempts[-1]):
                 g = glue[1:] if prev and glue and prev[-1] == glue[0] else glue  # the attempt closed its own turn
                 row.append((instruction_seg(t - 1), g))

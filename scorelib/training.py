@@ -60,8 +60,11 @@ def lr_at(step: int, total: int, lr: float, warmup: int, final_frac: float = 0.1
 
 def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int, lr: float, pad_id: int,
                     warmup: int = 50, weight_decay: float = 0.01, seed: int = 0, log_every: int = 25,
-                    progress: bool = True, desc: str = "train", optimizer=None) -> list[dict]:
-    """Train for a number of steps (cycling over the data); returns the logged history."""
+                    progress: bool = True, desc: str = "train", optimizer=None, callback=None) -> list[dict]:
+    """Train for a number of steps (cycling over the data); returns the logged history.
+
+    ``callback(step)`` (if given) runs after each optimizer step with the 1-based step number, in
+    eval mode (e.g. to probe the model at fractions of an epoch); training resumes afterwards."""
     if not examples:
         raise ValueError("no training examples")
     if steps < 1 or batch_size < 1 or lr <= 0:
@@ -92,5 +95,9 @@ def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int,
             history.append(dict(step=step + 1, loss=run_loss / max(1, run_tok), lr=opt.param_groups[0]["lr"],
                                 seconds=time.perf_counter() - t0))
             run_loss, run_tok = 0.0, 0
+        if callback is not None:
+            model.eval()
+            callback(step + 1)
+            model.train()
     model.eval()
     return history

@@ -63,3 +63,24 @@ def test_missing_base_model_fails_before_compute(tmp_path):
     assert proc.returncode != 0
     assert "run notebook 00_toy_world_and_base_model first" in proc.stderr
     assert not (tmp_path / "01_base_model_self_correction").exists()
+
+
+def test_10_writes_table1_figures_and_seed_runs(smoke_results):
+    d = smoke_results / "10_sft_baselines" / "smoke"
+    for f in ("10_sft_baselines.ipynb", "tables/table1.csv", "tables/table1.md", "tables/table1_per_seed.csv",
+              "tables/data_sizes.csv", "tables/star_rounds.csv", "tables/fig4_distribution_shift.csv",
+              "tables/claims.csv", "figures/fig3_edit_distance_models.png", "figures/fig3_edit_distance_data_vs_model.png",
+              "figures/fig4_distribution_shift.png", "data_examples.md", "transcripts.md", "seeds/seed0/metrics.json",
+              "checkpoints/seed0/STaR_Dplus_STaR/config.json", "checkpoints/seed0/Pair-SFT_D_SFT/model.safetensors"):
+        assert (d / f).exists(), f
+    m = _metrics(d)
+    assert set(m["rows"]) == {"Base model", "STaR D_STaR", "STaR D+_STaR", "Pair-SFT D_SFT", "Pair-SFT D+_SFT",
+                              "No-info retry (D_SFT data)"}  # no Self-Refine row for the tiny model
+    for name, r in m["rows"].items():
+        assert r["delta"] == pytest.approx(r["delta_i2c"] - r["delta_c2i"]), name
+    assert set(m["claims"]) == {"C2", "C3", "C4"}
+    table = (d / "tables/table1.csv").read_text()
+    assert "STaR D+_STaR (paper, MATH)" in table and "-14.2" in table
+    seed = json.loads((d / "seeds/seed0/metrics.json").read_text())
+    assert seed["seed"] == 0 and set(seed["data_sizes"]) == {"D_STaR", "D+_STaR", "D_SFT", "D+_SFT"}
+    assert [r["iteration"] for r in seed["star_rounds"]["STaR D_STaR"]] == [1, 2]  # smoke: 2 STaR rounds
