@@ -136,10 +136,24 @@ class PretrainConfig(Common):
 
 
 @dataclass(frozen=True)
-class EvalConfig(Common):
+class FromBase(Common):
+    """Parameters of a notebook that starts from notebook 00's base model (or from `model`)."""
+
+    base_run: str = "default"  # the notebook-00 run whose base model to start from (when model is empty)
+
+    def inputs(self) -> list[tuple[str, str, str]]:
+        """(notebook, run_name, path) of the earlier outputs this notebook reads."""
+        return [] if self.model else [("00_toy_world_and_base_model", self.base_run, "")]
+
+    def validate(self) -> None:
+        super().validate()
+        _check_name("base_run", self.base_run)
+
+
+@dataclass(frozen=True)
+class EvalConfig(FromBase):
     """Notebook 01: the base model under the two-turn protocol."""
 
-    base_run: str = "default"  # the notebook-00 run whose base model to evaluate (when model is empty)
     n_test: int = 2048  # held-out problems (with 512, |Δ| under ~2 points is noise)
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
     n_seq_attempts: int = 10  # Fig. 7: accuracy over this many sequential attempts
@@ -149,26 +163,20 @@ class EvalConfig(Common):
     max_new_tokens: int = 160
     batch_size: int = 512  # generation batch
 
-    def inputs(self) -> list[tuple[str, str, str]]:
-        """(notebook, run_name, path) of the earlier outputs this notebook reads."""
-        return [] if self.model else [("00_toy_world_and_base_model", self.base_run, "")]
-
     def validate(self) -> None:
         super().validate()
         for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_transcripts >= 0, f"n_transcripts must be >= 0, got {self.n_transcripts}")
-        _check_name("base_run", self.base_run)
         _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 5
                                                   for t in self.temperatures),
                f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")
 
 
 @dataclass(frozen=True)
-class SFTConfig(Common):
+class SFTConfig(FromBase):
     """Notebook 10: STaR and Pair-SFT on the model's own correction traces (Table 1, Figs. 3 and 4)."""
 
-    base_run: str = "default"  # the notebook-00 run whose base model to fine-tune (when model is empty)
     seeds: tuple = (0, 1, 2)  # one pipeline run per seed (data sampling and fine-tuning); the base is shared
     n_problems: int = 1000  # training problems the model attempts per data collection
     k: int = 2  # two-turn samples per training problem (at temperature)
@@ -192,13 +200,8 @@ class SFTConfig(Common):
     max_new_tokens: int = 160
     batch_size: int = 512  # generation batch
 
-    def inputs(self) -> list[tuple[str, str, str]]:
-        """(notebook, run_name, path) of the earlier outputs this notebook reads."""
-        return [] if self.model else [("00_toy_world_and_base_model", self.base_run, "")]
-
     def validate(self) -> None:
         super().validate()
-        _check_name("base_run", self.base_run)
         _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
                and len(set(self.seeds)) == len(self.seeds),
                f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
