@@ -106,6 +106,19 @@ def test_parameters_cell_is_literal_and_matches_config(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_parameter_shadows_an_import(path):
+    """A parameter named like an imported name would replace it (e.g. `self_refine` the flag and the function)."""
+    nb = load(path)
+    imported = set()
+    for cell in code_cells(nb):
+        for node in ast.walk(ast.parse(python_source(cell.source))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    clash = sorted(imported & set(parameters(nb)))
+    assert not clash, f"parameters shadow imported names: {clash}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_no_outputs(path):
     for i, cell in enumerate(code_cells(load(path))):
         assert not cell.get("outputs"), f"cell {i} has outputs"

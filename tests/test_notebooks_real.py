@@ -67,6 +67,22 @@ def test_math_with_a_local_model(tmp_path, qwen_dir):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "was made for task 'math'" in proc.stderr
     assert not (results / "01_base_model_self_correction" / "mismatch").exists()
+    # notebook 10 on MATH with a LoRA adapter, training problems from a hand-made file; Self-Refine runs
+    train = tmp_path / "math_train.jsonl"
+    train.write_text("".join(json.dumps(dict(problem=f"What is ${i}+{i}$?", solution=f"$\\boxed{{{2 * i}}}$",
+                                             answer=str(2 * i), subject="Prealgebra", level=1,
+                                             unique_id=f"train/prealgebra/{i}.json")) + "\n" for i in range(6)))
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "run", "10", "--profile", str(tmp_path / "realmath.yaml"),
+                           "-p", "train_path", str(train), "-p", "seeds", "[0]", "-p", "n_problems", "4",
+                           "-p", "star_iterations", "1", "-p", "fig4_points", "1", "-p", "fig4_problems", "4",
+                           "-p", "n_edit_train", "2", "-p", "lora_rank", "2", "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    d10 = results / "10_sft_baselines" / "realmath"
+    m = json.loads((d10 / "metrics.json").read_text())
+    assert "Self-Refine" in m["rows"] and m["rows"]["Self-Refine"]["n"] == 4
+    assert "Self-Refine (paper, MATH)" in (d10 / "tables" / "table1.csv").read_text()
+    assert (d10 / "checkpoints" / "seed0" / "Pair-SFT_D_SFT" / "adapter_config.json").exists()  # LoRA adapters saved
 
 
 def test_humaneval_with_a_local_model(tmp_path, qwen_dir):
