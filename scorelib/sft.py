@@ -159,7 +159,7 @@ class SFTSettings:
     n_problems: int = 1000  # training problems sampled per collection
     k: int = 2  # two-turn samples per problem (temperature below)
     temperature: float = 1.0
-    lr: float = 1e-3
+    lr: float = 1e-4
     batch_size: int = 16
     pair_epochs: float = 1.0  # Pair-SFT: one epoch (paper)
     star_epochs: float = 1.0  # STaR: epochs per iteration
