@@ -1,32 +1,49 @@
 """Multi-turn policy gradient (paper section 5): one trainer, the objectives are settings.
 
-REINFORCE with a leave-one-out baseline over k samples per problem (RLOO) and a
-per-token k3 KL penalty against a frozen reference policy, added to the loss (not
-to the reward). Each attempt's tokens are weighted only by that attempt's own
-advantage (gamma = 0).
+REINFORCE with a leave-one-out baseline over k samples per problem (RLOO, as the ICLR
+text says) and a per-token KL penalty against a frozen reference policy (the base).
 
-* standard multi-turn RL: reward_turn1=True, reward_turn2=True, alpha=0, beta_turn1=beta_turn2=beta1
-* Stage I:  reward_turn1=False (turn 1 is only held near the reference by beta_turn1=beta2), reward_turn2=True
-* Stage II: reward_turn1=True, reward_turn2=True, alpha=10 (turn-2 reward shaped), beta1 on both
+* **KL estimator**: k3 (``exp(d) - d - 1`` with ``d = log ref - log pi``, Schulman 2020) on
+  every generated token, unbiased and non-negative; it goes into the **loss** (weighted by
+  the turn's beta), not into the reward, so it never enters the RLOO baseline.
+* **Per-turn credit**: turn t's tokens are weighted only by turn t's advantage (gamma = 0,
+  the paper's setting). With ``gamma > 0`` turn 1's return is r1 + gamma * r2' (r2' the
+  turn-2 reward as used, shaped in Stage II): the paper's discounted variant (Fig. 8).
+* **Reference**: a frozen copy (full fine-tuning) or, for a LoRA policy, ``ref=None``: the
+  same model with its adapter disabled (no second copy in memory).
 
-Departures: a first version, written for the foundation issue to show that the toy
-base's latent ability to fix its own mistakes can be amplified; the SCoRe issue
-extends it (checkpoints, resumption, LoRA reference, discounting, logging).
+The objectives (``objective()``; paper values alpha = 10, beta1 = 0.01, beta2 = 0.1):
+
+* ``multi_turn`` (standard multi-turn RL, the collapse baseline): reward on both turns, beta1 on both.
+* ``stage1``: reward on turn 2 only; beta2 on turn-1 tokens keeps attempt 1 near the base; beta1 on turn 2.
+* ``stage2``: reward on both turns, beta1 on both, bonus alpha * (r2 - r1) added to the turn-2 reward.
+* ``single_turn``: one attempt, rewarded, beta1 (for the ablation table).
+
+Checkpoints (``checkpoint_dir``): every ``checkpoint_every`` steps the trainable weights,
+the optimizer state and the log are written (atomically) to ``step_NNNNNN/``; a run
+started again with the same folder resumes from the last one and, since every step's
+problems and samples are seeded by (seed, step), continues exactly as if never stopped.
+``best_checkpoint`` picks a checkpoint by training reward, as the paper selects.
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from scorelib.grading import extract_answer
 from scorelib.grading import reward as grade_reward
 from scorelib.models import reference_mode
 from scorelib.objectives import policy_loss, rloo_advantages, shaped_turn2_reward, token_logprobs
 from scorelib.prompts import Protocol
-from scorelib.rollout import attempt_seg, rollout
+from scorelib.rollout import rollout
 
 
 @dataclass(frozen=True)
@@ -38,12 +55,51 @@ class RLSettings:
     k: int = 4  # samples per problem (RLOO group)
     lr: float = 1e-4
     temperature: float = 1.0  # the paper samples at T=1 during training
+    n_turns: int = 2  # 1: single-turn RL
     reward_turn1: bool = False  # Stage I: False; multi-turn RL and Stage II: True
     reward_turn2: bool = True
     alpha: float = 0.0  # Stage II reward shaping on turn 2
     beta_turn1: float = 0.1  # KL weight on turn-1 tokens (beta2 in Stage I, beta1 otherwise)
     beta_turn2: float = 0.01  # KL weight on turn-2 tokens (beta1)
+    gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2' (0: each turn its own reward)
     max_new_tokens: int = 160
+    micro_batch: int | None = None  # rows per forward/backward (None: the whole batch)
+    checkpoint_every: int = 0  # 0: only the final checkpoint (when a checkpoint_dir is given)
+
+
+OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn")
+
+
+def objective(name: str, alpha: float = 10.0, beta1: float = 0.01, beta2: float = 0.1, **budget) -> RLSettings:
+    """The settings of one of the paper's objectives; ``budget`` sets steps, lr, k, ... (RLSettings fields)."""
+    presets = {
+        "multi_turn": dict(reward_turn1=True, reward_turn2=True, alpha=0.0, beta_turn1=beta1, beta_turn2=beta1),
+        "stage1": dict(reward_turn1=False, reward_turn2=True, alpha=0.0, beta_turn1=beta2, beta_turn2=beta1),
+        "stage2": dict(reward_turn1=True, reward_turn2=True, alpha=alpha, beta_turn1=beta1, beta_turn2=beta1),
+        "single_turn": dict(n_turns=1, reward_turn1=True, reward_turn2=False, alpha=0.0, beta_turn1=beta1,
+                            beta_turn2=0.0),
+    }
+    if name not in presets:
+        raise ValueError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
+    return replace(RLSettings(**budget), **presets[name])
+
+
+def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], dict]:
+    """Per-turn RLOO advantages from (N, T) binary rewards (rows grouped by problem, k per group),
+    and the rewards as used (turn-2 shaped) for logging."""
+    r = torch.as_tensor(rewards, dtype=torch.float32)
+    k = s.k
+    r1 = r[:, 0]
+    if s.n_turns == 1:
+        a1 = rloo_advantages(r1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
+        return [a1], dict(reward=float(r1.mean()), shaped_reward=float(r1.mean()))
+    r2 = shaped_turn2_reward(r1, r[:, 1], s.alpha)
+    g1 = (r1 if s.reward_turn1 else torch.zeros_like(r1)) + (s.gamma * r2 if s.reward_turn2 else 0.0)
+    a1 = rloo_advantages(g1.view(-1, k)).view(-1) if (s.reward_turn1 or (s.gamma > 0 and s.reward_turn2)) \
+        else torch.zeros_like(r1)
+    a2 = rloo_advantages(r2.view(-1, k)).view(-1) if s.reward_turn2 else torch.zeros_like(r2)
+    used = (r1 if s.reward_turn1 else 0.0) + (r[:, 1] if s.reward_turn2 else 0.0)
+    return [a1, a2], dict(reward=float(torch.as_tensor(used).mean()), shaped_reward=float(r2.mean()))
 
 
 def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -94,30 +150,107 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     return dict(loss=loss_total, **{f"kl_t{t + 1}": kl_sum[t] / max(1.0, float(m.sum())) for t, m in enumerate(masks)})
 
 
+def _trainable_state(model) -> dict:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(path: str | Path, policy, opt, step: int, log: list[dict]) -> Path:
+    """Trainable weights, optimizer state and the log, written to a temporary folder then renamed."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(_trainable_state(policy), tmp / "trainable.pt")
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(dict(step=step, log=log)))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    return path
+
+
+def checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in step order."""
+    d = Path(checkpoint_dir)
+    return sorted(p for p in d.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")
+                  and (p / "state.json").exists()) if d.is_dir() else []
+
+
+def load_checkpoint(path: str | Path, policy, opt=None) -> tuple[int, list[dict]]:
+    """Load trainable weights (and the optimizer state) into place; returns (step, log)."""
+    path = Path(path)
+    state = torch.load(path / "trainable.pt", map_location="cpu")
+    params = dict(policy.named_parameters())
+    missing = sorted(set(state) - set(params))
+    if missing:
+        raise ValueError(f"checkpoint {path} has weights the model lacks, e.g. {missing[:3]}")
+    with torch.no_grad():
+        for n, v in state.items():
+            params[n].copy_(v.to(params[n].device, params[n].dtype))
+    if opt is not None:
+        opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
+    data = json.loads((path / "state.json").read_text())
+    return int(data["step"]), list(data["log"])
+
+
+def best_checkpoint(checkpoint_dir: str | Path, window: int = 10) -> tuple[Path, float]:
+    """The checkpoint with the highest mean training reward over the `window` steps before it."""
+    best, best_r = None, -np.inf
+    for c in checkpoints(checkpoint_dir):
+        data = json.loads((c / "state.json").read_text())
+        recent = data["log"][-window:]
+        r = float(np.mean([x["reward"] for x in recent])) if recent else -np.inf
+        if r > best_r:
+            best, best_r = c, r
+    if best is None:
+        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
+    return best, best_r
+
+
 def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSettings, seed: int = 0,
-             progress: bool = True, reward_fn=grade_reward, micro_batch: int | None = None) -> list[dict]:
-    """Train `policy` in place against the frozen reference `ref` (None: a LoRA policy's own base,
-    adapter disabled). Returns per-step logs."""
-    rng = np.random.default_rng(seed)
+             progress: bool = True, reward_fn=grade_reward, extract_fn=extract_answer, checkpoint_dir=None,
+             micro_batch: int | None = None) -> list[dict]:
+    """Train `policy` in place against the frozen reference `ref` (None: a LoRA policy's own base, adapter
+    disabled). Returns the per-step log (training accuracy of each turn, different-answer frequency, KL per
+    turn, mean reward and shaped reward, seconds sampling and training); resumes from checkpoint_dir."""
+    if s.problems_per_step > len(problems):
+        raise ValueError(f"problems_per_step {s.problems_per_step} > {len(problems)} training problems")
+    if s.k < 2:
+        raise ValueError("RLOO needs k >= 2 samples per problem")
     opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s.lr)
     if ref is not None:
         ref.eval()
-    log = []
-    for step in tqdm(range(s.steps), desc="rl", disable=not progress, leave=False):
+    start, log = 0, []
+    done = checkpoints(checkpoint_dir) if checkpoint_dir is not None else []
+    if done:
+        start, log = load_checkpoint(done[-1], policy, opt)
+    for step in tqdm(range(start, s.steps), desc="rl", disable=not progress, leave=False, initial=start,
+                     total=s.steps):
         t0 = time.perf_counter()
+        rng = np.random.default_rng([seed, step])  # the same problems for this step, resumed or not
         batch = [problems[i] for i in rng.choice(len(problems), s.problems_per_step, replace=False)]
         ro = rollout(policy, tokenizer, [p.problem for p in batch], [p.answer for p in batch], protocol,
-                     reward_fn, n_turns=2, k=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens,
-                     batch_size=len(batch) * s.k, seed=seed * 100_003 + step)
+                     reward_fn, n_turns=s.n_turns, k=s.k, temperature=s.temperature,
+                     max_new_tokens=s.max_new_tokens, batch_size=len(batch) * s.k, seed=seed * 100_003 + step)
         t1 = time.perf_counter()
-        r = torch.tensor(ro.rewards, dtype=torch.float32)  # (N, 2)
-        r1, r2 = r[:, 0], shaped_turn2_reward(r[:, 0], r[:, 1], s.alpha)
-        adv1 = rloo_advantages(r1.view(-1, s.k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
-        adv2 = rloo_advantages(r2.view(-1, s.k)).view(-1) if s.reward_turn2 else torch.zeros_like(r2)
-        m1, m2 = ro.attempt_mask(1).float(), ro.attempt_mask(2).float()  # (N, L)
-        upd = policy_update(policy, ref, opt, ro.input_ids, ro.attention_mask, [m1, m2], [adv1, adv2],
-                            [s.beta_turn1, s.beta_turn2], micro_batch=micro_batch)
+        adv, rew = advantages(ro.rewards, s)
+        masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
+        betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
+        upd = policy_update(policy, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, betas,
+                            micro_batch=micro_batch or s.micro_batch)
         c = ro.correct
-        log.append(dict(step=step + 1, acc_t1=100 * c[:, 0].mean(), acc_t2=100 * c[:, 1].mean(), **upd,
-                        sample_s=t1 - t0, train_s=time.perf_counter() - t1))
+        row = dict(step=step + 1, acc_t1=100 * float(c[:, 0].mean()), **rew, **upd,
+                   sample_s=t1 - t0, train_s=time.perf_counter() - t1)
+        if s.n_turns >= 2:
+            a1 = [extract_fn(y) for y in ro.texts[0]]
+            a2 = [extract_fn(y) for y in ro.texts[1]]
+            row.update(acc_t2=100 * float(c[:, 1].mean()),
+                       different_answer=100 * float(np.mean([x != y for x, y in zip(a1, a2)])))
+        log.append(row)
+        last = step + 1 == s.steps
+        if checkpoint_dir is not None and (last or (s.checkpoint_every and (step + 1) % s.checkpoint_every == 0)):
+            save_checkpoint(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log)
     return log
+
+
+def settings_dict(s: RLSettings) -> dict:
+    return asdict(s)

@@ -1,0 +1,164 @@
+"""The RL trainer (scorelib.rl): objectives as settings, per-turn advantages on hand-computed
+rewards, a short run that changes the parameters, checkpoints, resuming a killed run, and
+checkpoint selection by training reward."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scorelib import prompts, rl
+from scorelib.models import build_tiny_model, build_tiny_tokenizer
+from scorelib.tasks import toy
+
+# rows grouped by problem, k = 2: problem A (rows 0, 1), problem B (rows 2, 3); columns = turn 1, turn 2
+REWARDS = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], dtype=float)
+
+
+def test_objectives_are_the_papers_settings():
+    s1 = rl.objective("stage1")
+    assert (s1.reward_turn1, s1.reward_turn2, s1.alpha, s1.beta_turn1, s1.beta_turn2) == (False, True, 0.0, 0.1, 0.01)
+    s2 = rl.objective("stage2")
+    assert (s2.reward_turn1, s2.reward_turn2, s2.alpha, s2.beta_turn1, s2.beta_turn2) == (True, True, 10.0, 0.01, 0.01)
+    mt = rl.objective("multi_turn", steps=7, lr=1e-3)
+    assert (mt.reward_turn1, mt.reward_turn2, mt.alpha, mt.beta_turn1, mt.steps, mt.lr) == (True, True, 0.0, 0.01, 7, 1e-3)
+    st = rl.objective("single_turn")
+    assert st.n_turns == 1 and st.reward_turn1
+    with pytest.raises(ValueError, match="unknown objective"):
+        rl.objective("stage3")
+
+
+def test_stage1_advantages_reward_turn2_only():
+    (a1, a2), logged = rl.advantages(REWARDS, rl.objective("stage1", k=2))
+    assert torch.equal(a1, torch.zeros(4))  # no reward signal on turn-1 tokens
+    assert a2.tolist() == [0.0, 0.0, 0.0, 0.0]  # A: r2 = 1, 1; B: 0, 0 -> leave-one-out differences 0
+    (a1, a2), _ = rl.advantages(np.array([[0, 1], [0, 0], [1, 1], [1, 1]]), rl.objective("stage1", k=2))
+    assert a2.tolist() == [1.0, -1.0, 0.0, 0.0] and not a1.any()
+    assert logged["reward"] == pytest.approx(0.5)  # mean turn-2 reward of REWARDS
+
+
+def test_stage2_advantages_with_shaping():
+    (a1, a2), logged = rl.advantages(REWARDS, rl.objective("stage2", k=2))
+    # shaped r2 = r2 + 10 (r2 - r1): rows 11, 1, -10, 0; RLOO within A and within B
+    assert a2.tolist() == [10.0, -10.0, -10.0, 10.0]
+    assert a1.tolist() == [-1.0, 1.0, 1.0, -1.0]  # turn 1: its own reward only (gamma = 0)
+    assert logged["shaped_reward"] == pytest.approx((11 + 1 - 10 + 0) / 4)
+    assert logged["reward"] == pytest.approx((1 + 2 + 1 + 0) / 4)  # r1 + r2, unshaped
+
+
+def test_discounted_turn1_return():
+    (a1, a2), _ = rl.advantages(REWARDS, rl.objective("multi_turn", k=2, gamma=0.8))
+    g1 = REWARDS[:, 0] + 0.8 * REWARDS[:, 1]  # 0.8, 1.8, 1.0, 0.0
+    assert a1.tolist() == pytest.approx([g1[0] - g1[1], g1[1] - g1[0], g1[2] - g1[3], g1[3] - g1[2]])
+    assert a2.tolist() == [0.0, 0.0, 0.0, 0.0]  # turn 2: r2 = 1, 1 (A) and 0, 0 (B), no shaping
+
+
+def test_single_turn_advantages():
+    (a1,), _ = rl.advantages(REWARDS[:, :1], rl.objective("single_turn", k=2))
+    assert a1.tolist() == [-1.0, 1.0, 1.0, -1.0]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build_tiny_tokenizer()
+    return tok, toy.generate(16, "train", seed=0)
+
+
+def fresh(tok, seed=0):
+    return build_tiny_model(tok, 16, 1, 2, 32, seed=seed)
+
+
+# a reward that varies (so RLOO advantages are not all zero) and depends only on the text
+def text_reward(response, gold):
+    return float(len(response) % 2)
+
+
+def settings(**kw):
+    return rl.objective("stage2", **{**dict(steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6), **kw})
+
+
+def test_short_run_changes_parameters_and_logs_every_step(tiny):
+    tok, problems = tiny
+    policy, ref = fresh(tok), fresh(tok)
+    before = [p.detach().clone() for p in policy.parameters()]
+    log = rl.rl_train(policy, ref, tok, prompts.TOY, problems, settings(), progress=False, reward_fn=text_reward)
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert {"acc_t1", "acc_t2", "different_answer", "kl_t1", "kl_t2", "reward", "shaped_reward", "sample_s",
+            "train_s", "loss"} <= set(log[0])
+    assert log[0]["kl_t1"] == pytest.approx(0.0, abs=1e-6)  # step 1: policy = reference
+    assert log[-1]["kl_t1"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(fresh(tok).parameters(), ref.parameters()))  # the reference is frozen
+
+
+def test_single_turn_run(tiny):
+    tok, problems = tiny
+    log = rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems,
+                      rl.objective("single_turn", steps=2, problems_per_step=2, k=2, max_new_tokens=6),
+                      progress=False, reward_fn=text_reward)
+    assert len(log) == 2 and "acc_t2" not in log[0] and "kl_t2" not in log[0]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_exactly(tiny, tmp_path):
+    tok, problems = tiny
+    s = settings(checkpoint_every=2, steps=5)
+    whole = fresh(tok)
+    log_whole = rl.rl_train(whole, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                            checkpoint_dir=tmp_path / "whole")
+    calls = {"n": 0}
+
+    def dies_in_step_4(response, gold):
+        calls["n"] += 1
+        if calls["n"] > 3 * 2 * 2 * 2:  # 3 steps x 2 problems x k=2 x 2 turns, then the process "dies"
+            raise Killed
+        return text_reward(response, gold)
+
+    ckpt = tmp_path / "killed"
+    with pytest.raises(Killed):
+        rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=dies_in_step_4,
+                    checkpoint_dir=ckpt)
+    assert [c.name for c in rl.checkpoints(ckpt)] == ["step_000002"]  # step 3 ran but was never saved
+    resumed = fresh(tok)
+    log = rl.rl_train(resumed, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                      checkpoint_dir=ckpt)
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
+    assert [r["reward"] for r in log] == [r["reward"] for r in log_whole]
+    for a, b in zip(resumed.parameters(), whole.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert [c.name for c in rl.checkpoints(ckpt)] == ["step_000002", "step_000004", "step_000005"]
+    # a finished run started again does nothing more
+    again = fresh(tok)
+    assert len(rl.rl_train(again, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                           checkpoint_dir=ckpt)) == 5
+    for a, b in zip(again.parameters(), whole.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)  # loaded from the last checkpoint
+
+
+def test_best_checkpoint_by_training_reward(tmp_path, tiny):
+    tok, _ = tiny
+    model = fresh(tok)
+    opt = torch.optim.Adam(model.parameters())
+    log = [dict(step=i + 1, reward=r) for i, r in enumerate([0.1, 0.2, 0.9, 0.8, 0.3, 0.1])]
+    for step in (2, 4, 6):
+        rl.save_checkpoint(tmp_path / f"step_{step:06d}", model, opt, step, log[:step])
+    best, r = rl.best_checkpoint(tmp_path, window=2)
+    assert best.name == "step_000004" and r == pytest.approx(0.85)
+    (tmp_path / "step_000008.tmp").mkdir()  # an interrupted write is ignored
+    assert [c.name for c in rl.checkpoints(tmp_path)] == ["step_000002", "step_000004", "step_000006"]
+    assert json.loads((best / "state.json").read_text())["step"] == 4
+    with pytest.raises(FileNotFoundError):
+        rl.best_checkpoint(tmp_path / "none")
+
+
+def test_bad_settings(tiny):
+    tok, problems = tiny
+    with pytest.raises(ValueError, match="problems_per_step"):
+        rl.rl_train(fresh(tok), None, tok, prompts.TOY, problems[:1], settings(), progress=False)
+    with pytest.raises(ValueError, match="k >= 2"):
+        rl.rl_train(fresh(tok), None, tok, prompts.TOY, problems, settings(k=1), progress=False)
