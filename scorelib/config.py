@@ -218,10 +218,94 @@ class SFTConfig(FromBase):
                f"lora_targets must be a non-empty list of module names, got {self.lora_targets!r}")
 
 
+@dataclass(frozen=True)
+class RLCommon(FromBase):
+    """What the RL notebooks share: the objective's constants, the budget and the evaluation."""
+
+    seeds: tuple = (0, 1, 2)  # one RL run per seed; all start from the same base model
+    n_train: int = 20000  # training problems the RL steps draw from
+    problems_per_step: int = 16
+    k: int = 4  # samples per problem (the RLOO group)
+    lr: float = 0.0001
+    temperature: float = 1.0  # training samples (paper: 1.0)
+    alpha: float = 10.0  # Stage II reward-shaping bonus (paper: 10)
+    beta1: float = 0.01  # KL weight (paper: 0.01)
+    beta2: float = 0.1  # Stage I's KL weight on turn-1 tokens (paper: 0.1)
+    gamma: float = 0.0  # discount of the turn-2 reward into turn 1 (paper: 0; 0.8 in Fig. 8)
+    lora_rank: int = 0  # 0: full fine-tuning; else a peft LoRA adapter (the reference is the adapter disabled)
+    lora_alpha: float = 16.0
+    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
+    micro_batch: int = 0  # rows per forward/backward in the update (0: the whole batch)
+    checkpoint_every: int = 25  # steps between checkpoints (selection by training reward, resumption)
+    select_window: int = 10  # training steps averaged when selecting a checkpoint by reward
+    n_test: int = 2048  # held-out problems (|Δ| of a point or two needs this many)
+    temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
+    n_boot: int = 1000  # bootstrap resamples for 95% CIs
+    n_transcripts: int = 2  # examples shown of each transition
+    max_new_tokens: int = 160
+    batch_size: int = 512  # generation batch for evaluation
+
+    def validate(self) -> None:
+        super().validate()
+        _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
+               and len(set(self.seeds)) == len(self.seeds),
+               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+        for name in ("n_train", "problems_per_step", "n_test", "n_boot", "max_new_tokens", "batch_size",
+                     "select_window"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.k >= 2, f"k must be >= 2 (RLOO leaves one out), got {self.k}")
+        _check(self.problems_per_step <= self.n_train, "problems_per_step must be <= n_train")
+        for name in ("lora_rank", "micro_batch", "checkpoint_every", "n_transcripts", "alpha", "beta1", "beta2"):
+            _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
+        _check(0 < self.temperature <= 5, f"temperature must be in (0, 5], got {self.temperature}")
+        _check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
+        _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
+        _check(len(self.lora_targets) >= 1, "lora_targets must name at least one module")
+        _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 5
+                                                  for t in self.temperatures),
+               f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")
+
+
+@dataclass(frozen=True)
+class Stage1Config(RLCommon):
+    """Notebook 20: Stage I beside standard multi-turn RL (Fig. 5)."""
+
+    steps: int = 100  # RL steps of each method
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class Stage2Config(RLCommon):
+    """Notebook 30: Stage II from the Stage I checkpoint; the main table (Table 2, Fig. 1)."""
+
+    stage1_run: str = "default"  # the notebook-20 run whose Stage I checkpoints to start from
+    sft_run: str = "default"  # the notebook-10 run whose STaR and Pair-SFT rows to show (missing: marked so)
+    steps: int = 100  # Stage II steps (per round)
+    rounds: int = 1  # rounds of Stage II (rounds > 1 interleave Stage I, as in the paper's v1)
+    stage1_steps: int = 50  # Stage I steps in each extra round (rounds > 1)
+
+    def inputs(self) -> list[tuple[str, str, str]]:
+        return super().inputs() + [("20_stage1_vs_multiturn_rl", self.stage1_run, "")]
+
+    def validate(self) -> None:
+        super().validate()
+        _check_name("stage1_run", self.stage1_run)
+        _check_name("sft_run", self.sft_run)
+        for name in ("steps", "rounds"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.stage1_steps >= 0, f"stage1_steps must be >= 0, got {self.stage1_steps}")
+
+
 NOTEBOOK_CONFIGS: dict[str, type] = {
     "00_toy_world_and_base_model": PretrainConfig,
     "01_base_model_self_correction": EvalConfig,
     "10_sft_baselines": SFTConfig,
+    "20_stage1_vs_multiturn_rl": Stage1Config,
+    "30_score_stage2": Stage2Config,
 }
 
 

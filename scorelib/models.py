@@ -254,3 +254,8 @@ def trainable_copy(model, lora_rank: int = 0, lora_alpha: float = 16.0, lora_tar
     if lora_rank > 0:
         m = apply_lora(m, rank=lora_rank, alpha=lora_alpha, target_modules=lora_targets)
     return m
+
+
+def is_tiny(model_ref: str | Path) -> bool:
+    """Whether a model folder holds scorelib's tiny model (its tokenizer must be saved as such)."""
+    return (Path(model_ref) / "scorelib_tiny.json").exists()

@@ -96,3 +96,22 @@ def shift_curve(df: pd.DataFrame, title: str = "Pair-SFT: correction rate over o
     ax.set(xlabel="fraction of an epoch of Pair-SFT", ylabel="wrong first attempts corrected (%)", title=title)
     ax.legend(fontsize=8)
     return fig
+
+
+def rl_curves(curve: pd.DataFrame, title: str = "Training: standard multi-turn RL vs Stage I") -> plt.Figure:
+    """Fig. 5: (a) training accuracy of turn 1 (solid) and turn 2 (dashed) per method; (b) frequency of a
+    different answer in turn 2. `curve` has columns (method, key) and the step as index."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    methods = list(dict.fromkeys(m for m, _ in curve.columns))
+    for i, m in enumerate(methods):
+        color = f"C{i}"
+        a.plot(curve.index, curve[(m, "acc_t1")], color=color, label=f"{m}, turn 1")
+        a.plot(curve.index, curve[(m, "acc_t2")], color=color, linestyle="--", label=f"{m}, turn 2")
+        b.plot(curve.index, curve[(m, "different_answer")], color=color, label=m)
+    a.set(xlabel="training step", ylabel="training accuracy (%)", title="(a) accuracy of each turn")
+    b.set(xlabel="training step", ylabel="% of samples", title="(b) different answer in turn 2")
+    a.legend(fontsize=8)
+    b.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -106,6 +106,14 @@ def test_parameters_cell_is_literal_and_matches_config(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_parameter_comments_have_no_equals_sign(path):
+    """papermill reads `name: type = value  # comment` and cannot parse a line whose comment holds '='."""
+    (cell,) = param_cells(load(path))
+    bad = [line for line in cell.source.splitlines() if "#" in line and "=" in line.split("#", 1)[1]]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_no_parameter_shadows_an_import(path):
     """A parameter named like an imported name would replace it (e.g. `self_refine` the flag and the function)."""
     nb = load(path)

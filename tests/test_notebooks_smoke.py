@@ -84,3 +84,31 @@ def test_10_writes_table1_figures_and_seed_runs(smoke_results):
     seed = json.loads((d / "seeds/seed0/metrics.json").read_text())
     assert seed["seed"] == 0 and set(seed["data_sizes"]) == {"D_STaR", "D+_STaR", "D_SFT", "D+_SFT"}
     assert [r["iteration"] for r in seed["star_rounds"]["STaR D_STaR"]] == [1, 2]  # smoke: 2 STaR rounds
+
+
+def test_20_writes_fig5_and_stage1_models(smoke_results):
+    d = smoke_results / "20_stage1_vs_multiturn_rl" / "smoke"
+    for f in ("tables/evaluation_greedy.csv", "tables/evaluation_T1.csv", "tables/fig5_curves.csv",
+              "tables/selected_checkpoints.csv", "tables/claims.csv", "figures/fig5_training_curves.png",
+              "history_seed0_stage1.jsonl", "history_seed0_multi_turn.jsonl", "models/seed0/stage1/config.json",
+              "models/seed0/multi_turn/model.safetensors", "checkpoints/seed0/stage1/step_000003/state.json"):
+        assert (d / f).exists(), f
+    history = [json.loads(x) for x in (d / "history_seed0_stage1.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert {"acc_t1", "acc_t2", "different_answer", "kl_t1", "kl_t2", "reward", "shaped_reward", "sample_s",
+            "train_s"} <= set(history[0])
+    m = _metrics(d)
+    assert set(m["rows"]["0.0"]) == {"Base model", "Multi-turn RL", "Stage I"} and "C5" in m["claims"]
+
+
+def test_30_writes_table2_and_fig1(smoke_results):
+    d = smoke_results / "30_score_stage2" / "smoke"
+    for f in ("tables/table2.csv", "tables/table2_fix_own.csv", "tables/claims.csv", "figures/fig1_accuracy_bars.png",
+              "figures/fig3_edit_distance_score.png", "transcripts.md", "models/seed0/round1_stage2/config.json",
+              "history_seed0_round1_stage2.jsonl"):
+        assert (d / f).exists(), f
+    m = _metrics(d)
+    assert m["missing"] == []  # notebooks 10 and 20 ran before it in the same profile
+    assert set(m["rows"]) == {"Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT", "SCoRe"}
+    table = (d / "tables/table2.csv").read_text()
+    assert "SCoRe (paper, MATH)" in table and "64.4" in table

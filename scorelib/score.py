@@ -1,0 +1,115 @@
+"""SCoRe's stages as the notebooks run them: one RL run from a starting policy, checkpoint
+selection by training reward, evaluation over seeds, and the claims C5 and C6.
+
+A run copies its starting policy (full fine-tuning) or wraps it in a fresh LoRA adapter; the
+frozen reference is always the base model (a separate frozen copy, or for LoRA the same
+model with the adapter disabled). Stage II starts from the Stage I checkpoint selected by
+training reward; with LoRA it continues the Stage I adapter.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scorelib import metrics as M
+from scorelib import rl
+from scorelib.evaluate import evaluate_two_turn
+from scorelib.models import apply_lora, is_peft, load_model, save_model
+
+
+def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: float, lora_targets, device="auto"):
+    """(policy, ref): a trainable policy from `base` (or from a saved checkpoint folder) and the frozen
+    reference (None when the policy is a LoRA model: its disabled adapter is the base)."""
+    if init_dir is not None:
+        policy, _ = load_model(init_dir, device=device, trainable=True)
+        if is_peft(policy):
+            return policy, None
+    else:
+        policy = copy.deepcopy(base)
+        if lora_rank > 0:
+            return apply_lora(policy, rank=lora_rank, alpha=lora_alpha, target_modules=lora_targets), None
+    for p in policy.parameters():
+        p.requires_grad_(True)
+    ref = copy.deepcopy(base).eval().requires_grad_(False)
+    return policy, ref
+
+
+def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, seed: int, run_dir: Path, name: str,
+                init_dir=None, lora=(0, 16.0, ("q_proj", "v_proj")), select_window: int = 10, tiny: bool = False,
+                device="auto", progress: bool = False):
+    """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the
+    checkpoint with the best training reward loaded and saved as run_dir/models/<name>/.
+    Returns (policy, log, selected checkpoint, its training reward)."""
+    policy, ref = start_policy(base, init_dir, *lora, device=device)
+    ckpt_dir = Path(run_dir) / "checkpoints" / name
+    log = rl.rl_train(policy, ref, tokenizer, task.protocol, train, settings, seed=seed, progress=progress,
+                      reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir)
+    best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
+    rl.load_checkpoint(best, policy)
+    policy.eval()
+    save_model(policy, tokenizer, Path(run_dir) / "models" / name, tiny=tiny)
+    return policy, log, best, best_reward
+
+
+def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_tokens: int, batch_size: int,
+                 n_boot: int, seed: int, progress: bool = False) -> dict:
+    """temperature -> TwoTurnEval on the held-out problems."""
+    return {t: evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, n_boot=n_boot, seed=seed, progress=progress,
+                                 reward_fn=task.reward, extract_fn=task.extract) for t in temperatures}
+
+
+def pooled(evals_by_seed: list, temperature: float, n_boot: int, seed: int = 0) -> dict:
+    """One method's metrics at one temperature, pooled over seeds (cluster bootstrap over problems)."""
+    out = M.summarize_seeds([e[temperature].c1 for e in evals_by_seed], [e[temperature].c2 for e in evals_by_seed],
+                            n_boot=n_boot, seed=seed)
+    out["different_answer"] = float(np.mean([e[temperature].summary["different_answer"] for e in evals_by_seed]))
+    return out
+
+
+def curves(logs: dict[str, list[list[dict]]], keys=("acc_t1", "acc_t2", "different_answer"), smooth: int = 5
+           ) -> pd.DataFrame:
+    """Training curves: for each method, the mean over seeds of each key per step, smoothed by a
+    trailing moving average of `smooth` steps. Columns (method, key), index step."""
+    frames = {}
+    for method, runs in logs.items():
+        df = pd.concat([pd.DataFrame(r).set_index("step")[list(keys)] for r in runs]).groupby(level=0).mean()
+        frames[method] = df.rolling(smooth, min_periods=1).mean()
+    return pd.concat(frames, axis=1)
+
+
+def claim_c5(curve: pd.DataFrame, baseline: str, stage1: str, tail: int = 10) -> dict:
+    """C5: standard multi-turn RL collapses (its training turn-2 accuracy is no better than turn 1 at the
+    end, and its turn-2 different-answer rate falls), while Stage I keeps a gap (turn 2 above turn 1) and
+    keeps changing answers more than the baseline does."""
+    end = curve.tail(tail).mean()
+    start = curve.head(tail).mean()
+    gap_b = end[(baseline, "acc_t2")] - end[(baseline, "acc_t1")]
+    gap_s = end[(stage1, "acc_t2")] - end[(stage1, "acc_t1")]
+    diff_b = (start[(baseline, "different_answer")], end[(baseline, "different_answer")])
+    diff_s = end[(stage1, "different_answer")]
+    collapse = gap_b <= 0.5 and diff_b[1] < diff_b[0]
+    keeps = gap_s > 0.5 and diff_s > diff_b[1]
+    return dict(claim="C5", holds=bool(collapse and keeps), baseline_collapses=bool(collapse),
+                stage1_keeps_gap=bool(keeps),
+                evidence=(f"mean of the last {tail} training steps: {baseline} turn 2 - turn 1 = {gap_b:+.1f} points, "
+                          f"different answers {diff_b[0]:.0f}% -> {diff_b[1]:.0f}%; {stage1} turn 2 - turn 1 = "
+                          f"{gap_s:+.1f}, different answers {diff_s:.0f}%"))
+
+
+def claim_c6(rows: dict, score_name: str = "SCoRe") -> dict:
+    """C6: SCoRe has the largest Δ of all methods shown, positive (CI above 0), with Δi→c > Δc→i."""
+    s = rows[score_name]
+    others = {k: r for k, r in rows.items() if k != score_name and r is not None}
+    largest = all(s["delta"] > r["delta"] for r in others.values())
+    positive = s.get("delta_lo", s["delta"]) > 0
+    direction = s["delta_i2c"] > s["delta_c2i"]
+    return dict(claim="C6", holds=bool(largest and positive and direction), largest=bool(largest),
+                positive=bool(positive), i2c_above_c2i=bool(direction),
+                evidence=(f"SCoRe Δ {s['delta']:+.1f} [{s.get('delta_lo', float('nan')):+.1f}, "
+                          f"{s.get('delta_hi', float('nan')):+.1f}], Δi→c {s['delta_i2c']:.1f} vs Δc→i "
+                          f"{s['delta_c2i']:.1f}; others: " + ", ".join(f"{k} {r['delta']:+.1f}"
+                                                                       for k, r in others.items())))

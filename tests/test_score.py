@@ -1,0 +1,76 @@
+"""scorelib.score: starting policies and references, one stage's run with selection, training
+curves over seeds, and the claim checks C5 and C6 on hand-made numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scorelib import rl, score
+from scorelib.models import build_tiny_model, build_tiny_tokenizer, is_peft, is_tiny
+from scorelib.tasks import load_task
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build_tiny_tokenizer()
+    return tok, build_tiny_model(tok, 16, 1, 2, 32, seed=0)
+
+
+def test_start_policy_full_and_lora(tiny):
+    tok, base = tiny
+    policy, ref = score.start_policy(base, None, 0, 16.0, ("q_proj",))
+    assert policy is not base and ref is not base and not is_peft(policy)
+    assert all(p.requires_grad for p in policy.parameters()) and not any(p.requires_grad for p in ref.parameters())
+    lora, ref = score.start_policy(base, None, 2, 4.0, ("q_proj", "v_proj"))
+    assert is_peft(lora) and ref is None
+    assert not any(isinstance(m, type(lora)) for m in base.modules())  # the base itself was not wrapped
+
+
+def test_train_stage_selects_saves_and_continues(tiny, tmp_path):
+    tok, base = tiny
+    task = load_task("toy")
+    train = task.train_problems(8, seed=0)
+    s = rl.objective("stage1", steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6, checkpoint_every=2)
+    policy, log, best, reward = score.train_stage(base, tok, task, train, s, 0, tmp_path, "seed0/stage1", tiny=True)
+    assert len(log) == 4 and best.parent == tmp_path / "checkpoints" / "seed0" / "stage1"
+    assert best.name in ("step_000002", "step_000004")
+    saved = tmp_path / "models" / "seed0" / "stage1"
+    assert is_tiny(saved) and (saved / "model.safetensors").exists()
+    # Stage II from the saved Stage I model: a full copy, the reference is still the base
+    p2, ref = score.start_policy(base, saved, 0, 16.0, ("q_proj",))
+    assert all(torch.equal(a, b) for a, b in zip(p2.parameters(), policy.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), base.parameters()))
+
+
+def test_curves_average_seeds_and_smooth():
+    logs = {"A": [[dict(step=1, acc_t1=10, acc_t2=20, different_answer=50), dict(step=2, acc_t1=30, acc_t2=40, different_answer=30)],
+                  [dict(step=1, acc_t1=20, acc_t2=20, different_answer=50), dict(step=2, acc_t1=50, acc_t2=60, different_answer=10)]]}
+    c = score.curves(logs, smooth=1)
+    assert c[("A", "acc_t1")].tolist() == [15, 40] and c[("A", "different_answer")].tolist() == [50, 20]
+    c2 = score.curves(logs, smooth=2)
+    assert c2[("A", "acc_t1")].tolist() == [15, 27.5]
+
+
+def _curve(b1, b2, bd, s1, s2, sd, n=10):
+    cols = {("MT", "acc_t1"): b1, ("MT", "acc_t2"): b2, ("MT", "different_answer"): bd,
+            ("S1", "acc_t1"): s1, ("S1", "acc_t2"): s2, ("S1", "different_answer"): sd}
+    return pd.DataFrame({k: np.linspace(*v, 2 * n) for k, v in cols.items()}, index=np.arange(1, 2 * n + 1))
+
+
+def test_claim_c5():
+    collapse = _curve((40, 70), (38, 70), (40, 10), (40, 41), (40, 50), (40, 35))
+    c = score.claim_c5(collapse, "MT", "S1", tail=3)
+    assert c["holds"] and c["baseline_collapses"] and c["stage1_keeps_gap"]
+    no_collapse = _curve((40, 60), (40, 70), (40, 40), (40, 41), (40, 50), (40, 35))
+    assert not score.claim_c5(no_collapse, "MT", "S1", tail=3)["holds"]
+
+
+def test_claim_c6():
+    def r(d, i2c, c2i, lo):
+        return dict(delta=d, delta_i2c=i2c, delta_c2i=c2i, delta_lo=lo, delta_hi=d + 1)
+    rows = {"Base model": r(-3, 2, 5, -4), "STaR": r(0.4, 2.6, 2.2, -1), "SCoRe": r(4.4, 5.8, 1.4, 2)}
+    assert score.claim_c6(rows)["holds"]
+    assert not score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, -0.5)})["holds"]  # CI touches 0
+    assert not score.claim_c6({**rows, "STaR": r(5, 6, 1, 3)})["holds"]  # not the largest
