@@ -271,6 +271,7 @@ class RLCommon(FromBase):
 class Stage1Config(RLCommon):
     """Notebook 20: Stage I beside standard multi-turn RL (Fig. 5)."""
 
+    lr: float = 0.0003  # the rate of the foundation's Stage I prototypes (runbook.md)
     steps: int = 100  # RL steps of each method
 
     def validate(self) -> None:
@@ -282,6 +283,7 @@ class Stage1Config(RLCommon):
 class Stage2Config(RLCommon):
     """Notebook 30: Stage II from the Stage I checkpoint; the main table (Table 2, Fig. 1)."""
 
+    lr: float = 0.0001  # a third of Stage I's: Stage II at Stage I's rate undid Stage I (feasibility.md)
     stage1_run: str = "default"  # the notebook-20 run whose Stage I checkpoints to start from
     sft_run: str = "default"  # the notebook-10 run whose STaR and Pair-SFT rows to show (missing: marked so)
     steps: int = 100  # Stage II steps (per round)
