@@ -39,6 +39,13 @@ def _check_name(field: str, value: str) -> None:
            f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
 
 
+def _check_train_path(cfg) -> None:
+    """A training notebook on a real task needs its training file before any compute."""
+    _check(cfg.task == "toy" or bool(cfg.train_path),
+           f"task {cfg.task!r} trains on a file: set train_path (math: the MATH training problems; humaneval: "
+           "mbpp.jsonl)")
+
+
 def _check_model(model: str) -> None:
     """A local model folder must exist and hold a config; anything else is taken as a hub id."""
     if not model:
@@ -202,6 +209,7 @@ class SFTConfig(FromBase):
 
     def validate(self) -> None:
         super().validate()
+        _check_train_path(self)
         _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
                and len(set(self.seeds)) == len(self.seeds),
                f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
@@ -247,6 +255,7 @@ class RLCommon(FromBase):
 
     def validate(self) -> None:
         super().validate()
+        _check_train_path(self)
         _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
                and len(set(self.seeds)) == len(self.seeds),
                f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
@@ -368,6 +377,9 @@ def make_config(cls, params: dict):
     hints = typing.get_type_hints(cls)
     values = {k: _coerce(k, v, hints[k]) for k, v in params.items()}
     values = {k: absolute_path(v) if k in PATH_FIELDS else v for k, v in values.items()}
+    if isinstance(values.get("temperatures"), tuple):  # 0 and 0.0 must name the same result ("0.0")
+        values["temperatures"] = tuple(float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else t
+                                       for t in values["temperatures"])
     cfg = cls(**values)
     cfg.validate()
     return cfg

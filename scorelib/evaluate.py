@@ -91,13 +91,15 @@ def self_refine(model, tokenizer, problems: list, protocol: Protocol, critique: 
                 progress: bool = False, reward_fn=reward, extract_fn=extract_answer) -> TwoTurnEval:
     """Self-Refine as a prompting-only baseline: [x, y1, critique-request, c, rewrite-request, y2],
     greedy; y2 (the rewrite) is scored as the second attempt. The returned evaluation's transcripts
-    show y1 and the rewrite (the critique is in ``rollouts.texts[1]``)."""
+    show y1 and the rewrite; the critiques are in ``rollouts.meta["critiques"]`` (the token ids and
+    segments are those of the whole three-turn sequence)."""
     ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
                  n_turns=3, k=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
                  progress=progress, instructions=[critique, rewrite])
     y1, y2 = ro.texts[0], ro.texts[2]
     two = Rollouts(ro.problem_index, [y1, y2], [ro.attempt_ids[0], ro.attempt_ids[2]], ro.rewards[:, [0, 2]],
-                   ro.input_ids, ro.attention_mask, ro.segments, meta=dict(ro.meta, self_refine=True))
+                   ro.input_ids, ro.attention_mask, ro.segments,
+                   meta=dict(ro.meta, self_refine=True, critiques=ro.texts[1]))
     c1, c2 = two.correct[:, 0], two.correct[:, 1]
     a1, a2 = [extract_fn(t) for t in y1], [extract_fn(t) for t in y2]
     summary = M.summarize(c1, c2, n_boot=n_boot, seed=seed)

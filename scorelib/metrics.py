@@ -205,6 +205,7 @@ def summarize_seeds(c1s: Sequence[Any], c2s: Sequence[Any], n_boot: int = 1000, 
     for key in (*METRIC_KEYS, "fix_own"):
         vals = [r[key] for r in per_seed]
         out[f"{key}_seed_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    out["n"] = n  # problems; each counted once per seed in the estimates
     out["seeds"] = s_count
     return out
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 import torch
 
 
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(N, L) log pi(ids[t] | ids[<t]) for t >= 1; column 0 is 0."""
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """(N, L) log pi(ids[t] | ids[<t]) for t >= 1 under the model's softmax at `temperature` (the
+    distribution the samples came from); column 0 is 0."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (N, L-1, V)
+    if temperature != 1.0:
+        logits = logits / temperature
     logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (N, L-1)
     return torch.nn.functional.pad(logp, (1, 0))
 

@@ -7,8 +7,10 @@ text says) and a per-token KL penalty against a frozen reference policy (the bas
   every generated token, unbiased and non-negative; it goes into the **loss** (weighted by
   the turn's beta), not into the reward, so it never enters the RLOO baseline.
 * **Per-turn credit**: turn t's tokens are weighted only by turn t's advantage (gamma = 0,
-  the paper's setting). With ``gamma > 0`` turn 1's return is r1 + gamma * r2' (r2' the
-  turn-2 reward as used, shaped in Stage II): the paper's discounted variant (Fig. 8).
+  the paper's setting). With ``gamma > 0`` turn 1's return is r1 + gamma * r2 (r2 unshaped,
+  and only where turn 1 is rewarded): the paper's discounted variant (Fig. 8).
+* **KL gradient**: the k3 value estimates KL(pi || ref); as a loss term its gradient is that
+  of KL(ref || pi) (a known property of k3 in the loss), which pulls pi towards ref all the same.
 * **Reference**: a frozen copy (full fine-tuning) or, for a LoRA policy, ``ref=None``: the
   same model with its adapter disabled (no second copy in memory).
 
@@ -94,26 +96,28 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
         a1 = rloo_advantages(r1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
         return [a1], dict(reward=float(r1.mean()), shaped_reward=float(r1.mean()))
     r2 = shaped_turn2_reward(r1, r[:, 1], s.alpha)
-    g1 = (r1 if s.reward_turn1 else torch.zeros_like(r1)) + (s.gamma * r2 if s.reward_turn2 else 0.0)
-    a1 = rloo_advantages(g1.view(-1, k)).view(-1) if (s.reward_turn1 or (s.gamma > 0 and s.reward_turn2)) \
-        else torch.zeros_like(r1)
+    # Discounting adds the *unshaped* turn-2 reward: a shaped one would put a negative weight (1 - gamma*alpha)
+    # on a right first attempt. Turn 1 gets no return at all where it is not rewarded (Stage I).
+    g1 = r1 + s.gamma * r[:, 1] if s.reward_turn1 else torch.zeros_like(r1)
+    a1 = rloo_advantages(g1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
     a2 = rloo_advantages(r2.view(-1, k)).view(-1) if s.reward_turn2 else torch.zeros_like(r2)
     used = (r1 if s.reward_turn1 else 0.0) + (r[:, 1] if s.reward_turn2 else 0.0)
     return [a1, a2], dict(reward=float(torch.as_tensor(used).mean()), shaped_reward=float(r2.mean()))
 
 
-def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       temperature: float = 1.0) -> torch.Tensor:
     """log-probs under the frozen reference: `ref` when given, else `policy` with its LoRA adapter disabled."""
     with torch.no_grad():
         if ref is not None:
-            return token_logprobs(ref, input_ids, attention_mask)
+            return token_logprobs(ref, input_ids, attention_mask, temperature)
         with reference_mode(policy):
-            return token_logprobs(policy, input_ids, attention_mask)
+            return token_logprobs(policy, input_ids, attention_mask, temperature)
 
 
 def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   masks: list[torch.Tensor], advantages: list[torch.Tensor], betas: list[float],
-                  micro_batch: int | None = None, max_grad_norm: float = 1.0) -> dict:
+                  micro_batch: int | None = None, max_grad_norm: float = 1.0, temperature: float = 1.0) -> dict:
     """One optimizer step of the REINFORCE + KL loss (objectives.policy_loss) over a batch of rollouts.
 
     Rows are processed ``micro_batch`` at a time (gradient accumulation, each chunk cropped to its
@@ -136,8 +140,8 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
         chunk_tok = float(sum(m.sum() for m in ms))
         if chunk_tok == 0:
             continue
-        logp = token_logprobs(policy, ids, att)
-        ref_logp = reference_logprobs(policy, ref, ids, att)
+        logp = token_logprobs(policy, ids, att, temperature)
+        ref_logp = reference_logprobs(policy, ref, ids, att, temperature)
         loss, kl = policy_loss(logp, ref_logp, ms, [a[rows].to(device) for a in advantages], betas)
         (loss * (chunk_tok / n_tok)).backward()
         loss_total += float(loss.detach()) * chunk_tok / n_tok
@@ -154,17 +158,21 @@ def _trainable_state(model) -> dict:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(path: str | Path, policy, opt, step: int, log: list[dict]) -> Path:
-    """Trainable weights, optimizer state and the log, written to a temporary folder then renamed."""
+def save_checkpoint(path: str | Path, policy, opt, step: int, log: list[dict], run: dict | None = None) -> Path:
+    """Trainable weights, optimizer state and the log, written to a temporary folder then renamed. Only the
+    newest checkpoint keeps its optimizer state (the one resumption needs): older ones lose theirs."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(_trainable_state(policy), tmp / "trainable.pt")
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(dict(step=step, log=log)))
+    (tmp / "state.json").write_text(json.dumps(dict(step=step, log=log, run=run or {})))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
+    for old in checkpoints(path.parent):
+        if old != path and (old / "optimizer.pt").exists():
+            (old / "optimizer.pt").unlink()
     return path
 
 
@@ -187,6 +195,8 @@ def load_checkpoint(path: str | Path, policy, opt=None) -> tuple[int, list[dict]
         for n, v in state.items():
             params[n].copy_(v.to(params[n].device, params[n].dtype))
     if opt is not None:
+        if not (path / "optimizer.pt").exists():
+            raise FileNotFoundError(f"{path} has no optimizer state (only the newest checkpoint keeps it)")
         opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
     data = json.loads((path / "state.json").read_text())
     return int(data["step"]), list(data["log"])
@@ -208,7 +218,7 @@ def best_checkpoint(checkpoint_dir: str | Path, window: int = 10) -> tuple[Path,
 
 def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSettings, seed: int = 0,
              progress: bool = True, reward_fn=grade_reward, extract_fn=extract_answer, checkpoint_dir=None,
-             micro_batch: int | None = None) -> list[dict]:
+             micro_batch: int | None = None, run_info: dict | None = None) -> list[dict]:
     """Train `policy` in place against the frozen reference `ref` (None: a LoRA policy's own base, adapter
     disabled). Returns the per-step log (training accuracy of each turn, different-answer frequency, KL per
     turn, mean reward and shaped reward, seconds sampling and training); resumes from checkpoint_dir."""
@@ -220,8 +230,15 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
     if ref is not None:
         ref.eval()
     start, log = 0, []
+    run = dict(settings=asdict(s), seed=seed, n_problems=len(problems), **(run_info or {}))
+    run = json.loads(json.dumps(run, default=str))  # as it reads back from state.json
     done = checkpoints(checkpoint_dir) if checkpoint_dir is not None else []
     if done:
+        saved = json.loads((done[-1] / "state.json").read_text()).get("run", {})
+        if saved != run:
+            diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
+            raise ValueError(f"{checkpoint_dir} holds checkpoints of a different run (differs in {diff}): use "
+                             "another run_name, or delete that folder to start afresh")
         start, log = load_checkpoint(done[-1], policy, opt)
     for step in tqdm(range(start, s.steps), desc="rl", disable=not progress, leave=False, initial=start,
                      total=s.steps):
@@ -236,7 +253,7 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
         masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
         betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
         upd = policy_update(policy, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, betas,
-                            micro_batch=micro_batch or s.micro_batch)
+                            micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
         c = ro.correct
         row = dict(step=step + 1, acc_t1=100 * float(c[:, 0].mean()), **rew, **upd,
                    sample_s=t1 - t0, train_s=time.perf_counter() - t1)
@@ -248,7 +265,7 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
         log.append(row)
         last = step + 1 == s.steps
         if checkpoint_dir is not None and (last or (s.checkpoint_every and (step + 1) % s.checkpoint_every == 0)):
-            save_checkpoint(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log)
+            save_checkpoint(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log, run)
     return log
 
 

@@ -38,12 +38,15 @@ def instruction_seg(t: int) -> int:
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:
-    """Token ids that end an attempt: the tokenizer's eos and the model's generation eos ids."""
-    ids = {tokenizer.eos_token_id}
+    """Token ids that end an attempt: the tokenizer's eos first, then the model's other generation eos ids
+    (sorted). The first is the one written when an attempt has to be closed (e.g. SFT traces)."""
+    ids = set()
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if gen_eos is not None:
         ids.update(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
-    return sorted(i for i in ids if i is not None)
+    eos = tokenizer.eos_token_id
+    rest = sorted(i for i in ids if i is not None and i != eos)
+    return ([eos] if eos is not None else []) + rest
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -135,8 +138,12 @@ def generate_batch(model, tokenizer, contexts: list[list[int]], temperature: flo
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id
     ids, att = pad_left(contexts, pad_id, device)
+    # Sample from the policy itself: no top-k/top-p and no repetition penalty, whatever the model's own
+    # generation_config says (Qwen2.5-Instruct ships repetition_penalty 1.1), so that the RL log-probs are
+    # those of the distribution sampled from and "greedy" is plain argmax.
     kwargs = dict(do_sample=False) if temperature == 0 else dict(do_sample=True, temperature=temperature,
                                                                  top_k=0, top_p=1.0)
+    kwargs.update(repetition_penalty=1.0, no_repeat_ngram_size=0)
     out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens,
                          eos_token_id=stop_ids, pad_token_id=pad_id, **kwargs)
     gen = out[:, ids.shape[1]:].tolist()

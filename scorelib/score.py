@@ -20,11 +20,12 @@ from scorelib.evaluate import evaluate_two_turn
 from scorelib.models import apply_lora, is_peft, load_model, save_model
 
 
-def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: float, lora_targets, device="auto"):
+def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: float, lora_targets, device="auto",
+                 dtype="auto"):
     """(policy, ref): a trainable policy from `base` (or from a saved checkpoint folder) and the frozen
     reference (None when the policy is a LoRA model: its disabled adapter is the base)."""
     if init_dir is not None:
-        policy, _ = load_model(init_dir, device=device, trainable=True)
+        policy, _ = load_model(init_dir, device=device, dtype=dtype, trainable=True)
         if is_peft(policy):
             return policy, None
     else:
@@ -39,14 +40,15 @@ def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: 
 
 def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, seed: int, run_dir: Path, name: str,
                 init_dir=None, lora=(0, 16.0, ("q_proj", "v_proj")), select_window: int = 10, tiny: bool = False,
-                device="auto", progress: bool = False):
+                device="auto", dtype="auto", progress: bool = False):
     """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the
     checkpoint with the best training reward loaded and saved as run_dir/models/<name>/.
     Returns (policy, log, selected checkpoint, its training reward)."""
-    policy, ref = start_policy(base, init_dir, *lora, device=device)
+    policy, ref = start_policy(base, init_dir, *lora, device=device, dtype=dtype)
     ckpt_dir = Path(run_dir) / "checkpoints" / name
+    run_info = dict(init=str(init_dir), lora=list(lora), base=str(getattr(base, "name_or_path", "")), task=task.name)
     log = rl.rl_train(policy, ref, tokenizer, task.protocol, train, settings, seed=seed, progress=progress,
-                      reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir)
+                      reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir, run_info=run_info)
     best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
     rl.load_checkpoint(best, policy)
     policy.eval()
@@ -104,6 +106,9 @@ def claim_c6(rows: dict, score_name: str = "SCoRe") -> dict:
     """C6: SCoRe has the largest Δ of all methods shown, positive (CI above 0), with Δi→c > Δc→i."""
     s = rows[score_name]
     others = {k: r for k, r in rows.items() if k != score_name and r is not None}
+    if not others:
+        return dict(claim="C6", holds=False, largest=False, positive=False, i2c_above_c2i=False,
+                    evidence="not tested: no other method's row to compare with")
     largest = all(s["delta"] > r["delta"] for r in others.values())
     positive = s.get("delta_lo", s["delta"]) > 0
     direction = s["delta_i2c"] > s["delta_c2i"]

@@ -109,16 +109,20 @@ def d_pair_sft(traces: list[Trace], plus: bool = False, seed: int = 0) -> list[P
     return out
 
 
-def _strip_stop(ids: tuple, stop_ids: set[int]) -> list[int]:
-    return list(ids[:-1]) if ids and ids[-1] in stop_ids else list(ids)
+def _closed(ids: tuple, stop_ids: set[int], eos: int) -> list[int]:
+    """An attempt's ids ending with a stop token (the sampled one, else eos)."""
+    return list(ids) if ids and ids[-1] in stop_ids else list(ids) + [eos]
 
 
 def pair_examples(tokenizer, protocol: Protocol, problems: list, pairs: list[Pair], stop_ids: list[int],
                   no_info: bool = False, train_turn1: bool = False) -> list[Example]:
-    """Token-level training examples: [x, y1, p, y2] with the loss on y2 (and its stop token);
-    ``no_info`` gives [x, y2] instead (y2 as an independent re-solve); ``train_turn1`` also trains y1.
+    """Token-level training examples laid out exactly as the rollout engine lays out [x, y1, p, y2], with
+    the loss on y2 (and its stop token); ``no_info`` gives [x, y2] instead (y2 as an independent
+    re-solve); ``train_turn1`` also trains y1.
 
-    Every attempt ends with the first stop id (the tokenizer's eos), whether or not the sample did.
+    Attempts keep the ids they were sampled with; one that ran out without a stop token is closed
+    with the tokenizer's eos (``stop_ids[0]``), and the instruction glue drops its leading token
+    when the attempt already ends with it, as in ``rollout``.
     """
     stop = set(stop_ids)
     eos = stop_ids[0]
@@ -126,12 +130,12 @@ def pair_examples(tokenizer, protocol: Protocol, problems: list, pairs: list[Pai
     out = []
     for p in pairs:
         x = encode_turn1(tokenizer, protocol, problems[p.problem].problem)
-        y1 = _strip_stop(p.y1_ids, stop) + [eos]
-        y2 = _strip_stop(p.y2_ids, stop) + [eos]
+        y1 = _closed(p.y1_ids, stop, eos)
+        y2 = _closed(p.y2_ids, stop, eos)
         if no_info:
             out.append(Example(ids=x + y2, mask=[0] * len(x) + [1] * len(y2)))
             continue
-        g = glue[1:] if glue and glue[0] == eos else glue  # the attempt closed its own turn
+        g = glue[1:] if glue and y1[-1] == glue[0] else glue  # the attempt closed its own turn
         ids = x + y1 + g + y2
         mask = [0] * len(x) + [int(train_turn1)] * len(y1) + [0] * len(g) + [1] * len(y2)
         out.append(Example(ids=ids, mask=mask))
@@ -364,8 +368,8 @@ def _ci_contains_zero(row: dict, key: str = "delta") -> bool:
 
 
 def claim_c2(base: dict, rows: dict) -> dict:
-    """C2: STaR on D_STaR changes answers, right ones included (Δc→i above the base's); the D+ variants
-    learn not to change (Δ ≈ 0: its CI contains 0, and few answers change)."""
+    """C2: STaR on D_STaR changes answers, right ones included (the lower end of its Δc→i CI above the
+    base's Δc→i); the D+ variants learn not to change answers, checked as Δ ≈ 0 (the CI of Δ contains 0)."""
     star_d = rows[STAR_D]
     plus = {m: rows[m] for m in (STAR_DPLUS, PAIR_DPLUS)}
     part_a = star_d["delta_c2i_lo"] > base["delta_c2i"]

@@ -29,16 +29,17 @@ def test_grade_math_writes_each_line_back(tmp_path):
         {"response": "\\dfrac{3}{4}", "answer": "0.75", "id": 7},  # a bare answer; extra fields are kept
         {"response": "Final Answer: The final answer is $5$. I hope it is correct.", "answer": 6},  # numeric reference
         {"response": "I do not know.\nSorry.", "answer": "1"},  # no answer at all
+        {"response": "the answer is 5 or 7", "answer": "5"},  # prose is not a bare answer
     ]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")  # a blank line at the end is skipped
     proc = grade("--task", "math", str(f))
     assert proc.returncode == 0, proc.stderr
     out = lines(proc.stdout)
-    assert [r["correct"] for r in out] == [True, True, True, False, False]
+    assert [r["correct"] for r in out] == [True, True, True, False, False, False]
     assert [r["extracted"] for r in out] == ["\\frac{1}{2}", "\\left( 3, \\frac{\\pi}{2} \\right)", "\\dfrac{3}{4}", "5",
-                                             None]
+                                             None, None]
     assert out[2]["id"] == 7 and out[0]["response"] == rows[0]["response"]
-    assert proc.stderr.strip().splitlines()[-1].startswith("math: 3/5 correct (60.0%)")
+    assert proc.stderr.strip().splitlines()[-1].startswith("math: 3/6 correct (50.0%)")
 
 
 def test_grade_math_malformed_lines_and_out_file(tmp_path):

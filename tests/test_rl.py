@@ -162,3 +162,42 @@ def test_bad_settings(tiny):
         rl.rl_train(fresh(tok), None, tok, prompts.TOY, problems[:1], settings(), progress=False)
     with pytest.raises(ValueError, match="k >= 2"):
         rl.rl_train(fresh(tok), None, tok, prompts.TOY, problems, settings(k=1), progress=False)
+
+
+def test_discount_with_shaping_never_penalises_a_right_first_attempt():
+    s = rl.objective("stage2", k=2, gamma=0.8)
+    (a1, _), _ = rl.advantages(np.array([[1, 1], [0, 1]]), s)  # both fix/keep turn 2; only turn 1 differs
+    assert a1[0] > 0 > a1[1]  # the right first attempt is the better one for turn 1
+    (a1, _), _ = rl.advantages(np.array([[0, 1], [0, 0]]), rl.objective("stage1", k=2, gamma=0.8))
+    assert not a1.any()  # Stage I's turn 1 gets no return, discounted or not
+
+
+def test_token_logprobs_at_a_temperature():
+    from scorelib.objectives import token_logprobs
+
+    class Fixed(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
+            return type("Out", (), {"logits": logits})()
+
+    ids = torch.tensor([[0, 0]])
+    lp1 = token_logprobs(Fixed(), ids, torch.ones_like(ids))
+    lp2 = token_logprobs(Fixed(), ids, torch.ones_like(ids), temperature=2.0)
+    assert lp1[0, 1].item() == pytest.approx(2 - np.log(np.exp(2) + 1))
+    assert lp2[0, 1].item() == pytest.approx(1 - np.log(np.exp(1) + 1))
+
+
+def test_resume_refuses_a_different_run_and_only_the_newest_checkpoint_keeps_optimizer_state(tiny, tmp_path):
+    tok, problems = tiny
+    s = settings(checkpoint_every=2)
+    rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                checkpoint_dir=tmp_path)
+    names = [c.name for c in rl.checkpoints(tmp_path)]
+    assert names == ["step_000002", "step_000004"]
+    assert [(tmp_path / n / "optimizer.pt").exists() for n in names] == [False, True]
+    with pytest.raises(ValueError, match="different run"):
+        rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, settings(checkpoint_every=2, lr=1e-3),
+                    progress=False, reward_fn=text_reward, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="seed"):
+        rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, seed=1, progress=False,
+                    reward_fn=text_reward, checkpoint_dir=tmp_path)

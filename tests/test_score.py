@@ -74,3 +74,17 @@ def test_claim_c6():
     assert score.claim_c6(rows)["holds"]
     assert not score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, -0.5)})["holds"]  # CI touches 0
     assert not score.claim_c6({**rows, "STaR": r(5, 6, 1, 3)})["holds"]  # not the largest
+
+
+def test_claim_c6_needs_something_to_compare():
+    c = score.claim_c6({"SCoRe": dict(delta=3, delta_i2c=4, delta_c2i=1, delta_lo=1, delta_hi=5)})
+    assert not c["holds"] and c["evidence"].startswith("not tested")
+
+
+def test_training_notebooks_need_train_path_on_real_tasks(tmp_path):
+    from scorelib import config as C
+
+    for cls in (C.SFTConfig, C.Stage1Config, C.Stage2Config):
+        with pytest.raises(C.ConfigError, match="train_path"):
+            C.make_config(cls, {"task": "math", "model": "Qwen/Qwen2.5-0.5B"})
+    assert C.make_config(C.EvalConfig, {"temperatures": [0, 1]}).temperatures == (0.0, 1.0)

@@ -130,7 +130,7 @@ def test_summarize_seeds_pools_and_clusters():
     assert out["acc_t2"] == pytest.approx(100 * 3 / 8)
     assert out["delta_i2c"] == pytest.approx(100 * 2 / 8) and out["delta_c2i"] == pytest.approx(100 * 3 / 8)
     assert out["delta"] == pytest.approx(out["delta_i2c"] - out["delta_c2i"])
-    assert out["seeds"] == 2 and out["n"] == 8
+    assert out["seeds"] == 2 and out["n"] == 4  # problems (each counted once per seed in the estimates)
     assert out["delta_lo"] <= out["delta"] <= out["delta_hi"]
     per_seed = [M.two_turn_metrics(a, b)["delta"] for a, b in zip(c1, c2)]
     assert out["delta_seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
@@ -212,3 +212,39 @@ def test_self_refine_scores_the_rewrite():
                      reward_fn=reward)
     assert ev.rollouts.rewards.shape == (3, 2) and len(ev.rollouts.y2_text) == 3
     assert ev.summary["n"] == 3
+
+
+def test_pair_examples_match_the_rollout_layout_on_a_chat_model():
+    """A chat model whose generation eos ids include a lower id than the tokenizer's eos (Qwen2.5-Instruct:
+    <|endoftext|> 151643 < <|im_end|> 151645): SFT sequences must read like the rollout's."""
+    model, tok = build_random_model("tiny-qwen2")
+    im_end, endoftext = tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    assert endoftext < im_end
+    model.generation_config.eos_token_id = [im_end, endoftext]
+    stop = R.stop_token_ids(model, tok)
+    assert stop[0] == im_end == tok.eos_token_id
+    problems = toy.generate(2, "test", seed=0)
+    y1 = _enc(tok, "I think it is 3.")
+    y2 = _enc(tok, "It is 2.") + (im_end,)
+    for y1_ids in (y1 + (im_end,), y1):  # ended by the model, or ran out of tokens
+        pair = sft.Pair(0, y1_ids, y2, "", "", "i2c")
+        (ex,) = sft.pair_examples(tok, prompts.MATH, problems, [pair], stop)
+        ro = R.rollout(model, tok, [problems[0].problem], [problems[0].answer], prompts.MATH, lambda y, a: 0.0,
+                       n_turns=2, max_new_tokens=1, given_y1=[list(y1_ids)])
+        segs, ids = ro.segments[0], ro.input_ids[0]
+        prefix = ids[(segs >= 1) & (segs <= 3)].tolist()
+        assert ex.ids[: len(prefix)] == prefix  # x, y1 and the instruction: the same tokens as at test time
+        n_x = int((segs == 1).sum())
+        assert ex.ids[n_x + len(y1)] == im_end  # y1 closed by <|im_end|>, never by <|endoftext|>
+        assert endoftext not in ex.ids
+        assert ex.ids[len(prefix):] == list(y2)
+
+
+def test_generation_ignores_the_models_repetition_penalty():
+    model, tok = build_random_model("tiny-qwen2", seed=3)
+    ps = toy.generate(3, "test", seed=0)
+    args = ([p.problem for p in ps], [p.answer for p in ps], prompts.MATH, lambda y, a: 0.0)
+    plain = R.rollout(model, tok, *args, n_turns=1, max_new_tokens=12).attempt_ids
+    model.generation_config.repetition_penalty = 5.0
+    model.generation_config.top_k = 3
+    assert R.rollout(model, tok, *args, n_turns=1, max_new_tokens=12).attempt_ids == plain
