@@ -39,11 +39,14 @@ def _check_name(field: str, value: str) -> None:
            f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
 
 
-def _check_train_path(cfg) -> None:
-    """A training notebook on a real task needs its training file before any compute."""
+def _check_training(cfg) -> None:
+    """What every training notebook needs: its training file on a real task (before any compute), and seeds."""
     _check(cfg.task == "toy" or bool(cfg.train_path),
            f"task {cfg.task!r} trains on a file: set train_path (math: the MATH training problems; humaneval: "
            "mbpp.jsonl)")
+    _check(len(cfg.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in cfg.seeds)
+           and len(set(cfg.seeds)) == len(cfg.seeds),
+           f"seeds must be a non-empty list of distinct integers >= 0, got {cfg.seeds!r}")
 
 
 def _check_model(model: str) -> None:
@@ -209,10 +212,7 @@ class SFTConfig(FromBase):
 
     def validate(self) -> None:
         super().validate()
-        _check_train_path(self)
-        _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
-               and len(set(self.seeds)) == len(self.seeds),
-               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+        _check_training(self)
         for name in ("n_problems", "k", "sft_batch_size", "star_iterations", "n_test", "fig4_points", "fig4_problems",
                      "n_boot", "max_new_tokens", "batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
@@ -255,10 +255,7 @@ class RLCommon(FromBase):
 
     def validate(self) -> None:
         super().validate()
-        _check_train_path(self)
-        _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
-               and len(set(self.seeds)) == len(self.seeds),
-               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+        _check_training(self)
         for name in ("n_train", "problems_per_step", "n_test", "n_boot", "max_new_tokens", "batch_size",
                      "select_window"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
