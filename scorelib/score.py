@@ -118,3 +118,50 @@ def claim_c6(rows: dict, score_name: str = "SCoRe") -> dict:
                           f"{s.get('delta_hi', float('nan')):+.1f}], Δi→c {s['delta_i2c']:.1f} vs Δc→i "
                           f"{s['delta_c2i']:.1f}; others: " + ", ".join(f"{k} {r['delta']:+.1f}"
                                                                        for k, r in others.items())))
+
+
+def _differs(saved: dict, cfg, keys) -> list[str]:
+    return [k for k in keys if saved.get(k) != getattr(cfg, k)]
+
+
+def check_stage1_run(cfg, stage1_dir: Path) -> None:
+    """Stage II must start from a notebook-20 run made for the same task, model, base and adapter rank."""
+    from scorelib.config import ConfigError
+    from scorelib.results import read_json
+
+    differs = _differs(read_json(Path(stage1_dir) / "config.json"), cfg, ("task", "model", "base_run", "lora_rank"))
+    if differs:
+        raise ConfigError(f"notebook 20's run {Path(stage1_dir).name!r} differs from this run in {differs}")
+
+
+def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperature: float, tiny: bool
+                ) -> tuple[dict, list[str], list[str]]:
+    """Rows of the Table 2 analogue: Base (notebook 20's evaluation), Self-Refine, STaR w/ D+_STaR and
+    Pair-SFT w/ D_SFT (notebook 10's run, when it was made for the same task, model and base, and the
+    table is greedy as notebook 10 is), and SCoRe. Returns (rows, missing row names, notes).
+
+    Raises ConfigError when notebook 20's run was made for another task, model, base or adapter rank."""
+    from scorelib.results import read_json
+
+    check_stage1_run(cfg, stage1_dir)
+    stage1 = read_json(Path(stage1_dir) / "metrics.json")
+    sft_rows, notes = {}, []
+    if (Path(sft_dir) / "metrics.json").exists():
+        sft_cfg = read_json(Path(sft_dir) / "config.json")
+        differs = _differs(sft_cfg, cfg, ("task", "model", "base_run"))
+        if differs:
+            notes.append(f"notebook 10's run {Path(sft_dir).name!r} differs in {differs}: its rows are left out")
+        elif temperature != 0:
+            notes.append("notebook 10 evaluates greedily: its rows are left out of a table at T != 0")
+        else:
+            sft_rows = read_json(Path(sft_dir) / "metrics.json")["rows"]
+            if sft_cfg.get("n_test") != cfg.n_test:
+                notes.append(f"STaR, Pair-SFT and Self-Refine rows come from {sft_cfg.get('n_test')} held-out "
+                             f"problems, SCoRe's from {cfg.n_test}")
+    rows = {"Base model": (stage1["rows"].get(str(float(temperature))) or {}).get("Base model"),
+            "Self-Refine": sft_rows.get("Self-Refine"), "STaR w/ D+_STaR": sft_rows.get("STaR D+_STaR"),
+            "Pair-SFT w/ D_SFT": sft_rows.get("Pair-SFT D_SFT"), "SCoRe": score_row}
+    if rows["Self-Refine"] is None and tiny:
+        del rows["Self-Refine"]  # never run for the tiny model (notebook 10 says why)
+    missing = [k for k, v in rows.items() if v is None]
+    return {k: v for k, v in rows.items() if v is not None}, missing, notes

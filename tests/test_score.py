@@ -88,3 +88,38 @@ def test_training_notebooks_need_train_path_on_real_tasks(tmp_path):
         with pytest.raises(C.ConfigError, match="train_path"):
             C.make_config(cls, {"task": "math", "model": "Qwen/Qwen2.5-0.5B"})
     assert C.make_config(C.EvalConfig, {"temperatures": [0, 1]}).temperatures == (0.0, 1.0)
+
+
+def _write_run(d, config, metrics=None):
+    import json
+
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(config))
+    if metrics is not None:
+        (d / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_table2_rows_from_other_notebooks(tmp_path):
+    from scorelib import config as C
+
+    cfg = C.make_config(C.Stage2Config, {"n_test": 2048})
+    same = dict(task="toy", model="", base_run="default", lora_rank=0)
+    base_row, sr = dict(delta=-3.0), dict(delta=1.0)
+    _write_run(tmp_path / "s1", same, dict(rows={"0.0": {"Base model": base_row}}))
+    _write_run(tmp_path / "sft", {**same, "n_test": 1024},
+               dict(rows={"STaR D+_STaR": dict(delta=-1.6), "Pair-SFT D_SFT": dict(delta=-3.4)}))
+    rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=True)
+    assert list(rows) == ["Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT", "SCoRe"] and missing == []
+    assert rows["Base model"] == base_row and "1024" in notes[0]  # different n_test: kept, with a note
+    rows, missing, _ = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=False)
+    assert missing == ["Self-Refine"]  # a real model's table shows that the row is missing
+    rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 1.0, tiny=True)
+    assert set(missing) == {"Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT"} and "greedily" in notes[0]
+    _write_run(tmp_path / "sft_math", {**same, "task": "math"}, dict(rows={"STaR D+_STaR": {}}))
+    rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft_math", sr, 0.0, tiny=True)
+    assert "STaR w/ D+_STaR" in missing and "differs in ['task']" in notes[0]
+    rows, missing, _ = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "none", sr, 0.0, tiny=True)
+    assert set(missing) == {"STaR w/ D+_STaR", "Pair-SFT w/ D_SFT"}
+    _write_run(tmp_path / "s1_lora", {**same, "lora_rank": 8}, dict(rows={}))
+    with pytest.raises(C.ConfigError, match="lora_rank"):
+        score.table2_rows(cfg, tmp_path / "s1_lora", tmp_path / "sft", sr, 0.0, tiny=True)
