@@ -45,7 +45,7 @@ from scorelib import grading, prompts  # noqa: E402
 from scorelib import rollout as R  # noqa: E402
 from scorelib.models import (SHAPES, apply_lora, build_random_model, n_params, n_trainable, pick_device,  # noqa: E402
                              pick_dtype)
-from scorelib.objectives import rloo_advantages, shaped_turn2_reward  # noqa: E402
+from scorelib import rl  # noqa: E402
 from scorelib.rl import policy_update  # noqa: E402
 
 MATH500 = ROOT.parent / "shared" / "data" / "math500.jsonl"
@@ -92,9 +92,7 @@ def stage2_step(model, ref, tok, problems, k, max_new_tokens, micro_batch, lr, d
                                            prompts.MATH, grading.reward, n_turns=2, k=k, temperature=1.0,
                                            max_new_tokens=max_new_tokens, batch_size=len(problems) * k, seed=0),
                          device)
-    r = torch.tensor(ro.rewards, dtype=torch.float32)
-    r2 = shaped_turn2_reward(r[:, 0], r[:, 1], alpha)
-    adv = [rloo_advantages(r[:, 0].view(-1, k)).view(-1), rloo_advantages(r2.view(-1, k)).view(-1)]
+    adv, _ = rl.advantages(ro.rewards, rl.objective("stage2", alpha=alpha, beta1=beta1, k=k))
     masks = [ro.attempt_mask(1).float(), ro.attempt_mask(2).float()]
     upd, train_s = timed(lambda: policy_update(model, ref, opt, ro.input_ids, ro.attention_mask, masks, adv,
                                                [beta1, beta1], micro_batch=micro_batch), device)

@@ -66,6 +66,11 @@ def evaluate_two_turn(model, tokenizer, problems: list, protocol: Protocol, temp
     ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
                  n_turns=2, k=1, temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size,
                  seed=seed, progress=progress)
+    return scored(ro, problems, extract_fn, temperature, n_boot, seed)
+
+
+def scored(ro: Rollouts, problems: list, extract_fn, temperature: float, n_boot: int, seed: int) -> TwoTurnEval:
+    """A two-turn evaluation from rollouts whose first two turns are y1 and y2."""
     c1, c2 = ro.correct[:, 0], ro.correct[:, 1]
     a1 = [extract_fn(t) for t in ro.y1_text]
     a2 = [extract_fn(t) for t in ro.y2_text]
@@ -100,10 +105,4 @@ def self_refine(model, tokenizer, problems: list, protocol: Protocol, critique: 
     two = Rollouts(ro.problem_index, [y1, y2], [ro.attempt_ids[0], ro.attempt_ids[2]], ro.rewards[:, [0, 2]],
                    ro.input_ids, ro.attention_mask, ro.segments,
                    meta=dict(ro.meta, self_refine=True, critiques=ro.texts[1]))
-    c1, c2 = two.correct[:, 0], two.correct[:, 1]
-    a1, a2 = [extract_fn(t) for t in y1], [extract_fn(t) for t in y2]
-    summary = M.summarize(c1, c2, n_boot=n_boot, seed=seed)
-    summary["different_answer"] = M.different_answer_rate(a1, a2)
-    summary["temperature"] = 0.0
-    edit = np.array([M.edit_distance_ratio(a, b) for a, b in zip(y1, y2)])
-    return TwoTurnEval(two, list(problems), c1, c2, a1, a2, edit, summary)
+    return scored(two, problems, extract_fn, 0.0, n_boot, seed)

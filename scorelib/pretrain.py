@@ -27,7 +27,7 @@ import numpy as np
 
 from scorelib.grading import reward as grade_reward
 from scorelib.prompts import Protocol
-from scorelib.rollout import encode_glue, encode_turn1, rollout
+from scorelib.rollout import encode_glue, encode_turn1, glue_after, rollout
 from scorelib.tasks.toy import Problem, corrupt_solution
 from scorelib.training import Example, train_masked_lm
 
@@ -53,9 +53,7 @@ def single_example(tokenizer, protocol: Protocol, problem: str, solution: str) -
 def trace_example(tokenizer, protocol: Protocol, problem: str, y1_ids: list[int], y2: str) -> Example:
     """[x, y1, p, y2]: loss on y2 and its end token only (y1 may be wrong: never a target)."""
     x = encode_turn1(tokenizer, protocol, problem)
-    glue = encode_glue(tokenizer, protocol)
-    if y1_ids and y1_ids[-1] == tokenizer.eos_token_id and glue and glue[0] == tokenizer.eos_token_id:
-        glue = glue[1:]
+    glue = glue_after(y1_ids, encode_glue(tokenizer, protocol))
     y2_ids = tokenizer(y2, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     ids = x + list(y1_ids) + glue + y2_ids
     return Example(ids, [0] * (len(ids) - len(y2_ids)) + [1] * len(y2_ids))

@@ -268,6 +268,3 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
             save_checkpoint(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log, run)
     return log
 
-
-def settings_dict(s: RLSettings) -> dict:
-    return asdict(s)

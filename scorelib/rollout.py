@@ -64,6 +64,12 @@ def encode_turn1(tokenizer, protocol: Protocol, problem: str) -> list[int]:
     return bos + _encode(tokenizer, user + "\n")
 
 
+def glue_after(attempt: Sequence[int], glue: list[int]) -> list[int]:
+    """The instruction ids to append after an attempt: without the glue's first token (the end of the
+    assistant turn) when the attempt already ended with it."""
+    return glue[1:] if attempt and glue and attempt[-1] == glue[0] else glue
+
+
 def encode_glue(tokenizer, protocol: Protocol) -> list[int]:
     """Token ids between the end of an attempt and the next attempt (the instruction p)."""
     if getattr(tokenizer, "chat_template", None):
@@ -187,7 +193,6 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     was_training = model.training
     model.eval()
     stop = stop_token_ids(model, tokenizer)
-    stop_set = set(stop)
     if instructions is not None and len(instructions) != n_turns - 1:
         raise ValueError(f"instructions must have n_turns - 1 = {n_turns - 1} entries, got {len(instructions)}")
     glues = [encode_glue(tokenizer, protocol if instructions is None else replace(protocol, instruction=text))
@@ -205,8 +210,7 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
         if t > 1:  # the instruction after the previous attempt
             glue = glues[t - 2] if instructions is not None else glues[0]
             for row, prev in zip(pieces, attempts[-1]):
-                g = glue[1:] if prev and glue and prev[-1] == glue[0] else glue  # the attempt closed its own turn
-                row.append((instruction_seg(t - 1), g))
+                row.append((instruction_seg(t - 1), glue_after(prev, glue)))
         if t == 1 and given_y1 is not None:
             turn = [list(y) for y in given_y1]
         else:

@@ -17,7 +17,7 @@ import pandas as pd
 from scorelib import metrics as M
 from scorelib import rl
 from scorelib.evaluate import evaluate_two_turn
-from scorelib.models import apply_lora, is_peft, load_model, save_model
+from scorelib.models import is_peft, load_model, save_model, trainable_copy
 
 
 def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: float, lora_targets, device="auto",
@@ -29,9 +29,9 @@ def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: 
         if is_peft(policy):
             return policy, None
     else:
-        policy = copy.deepcopy(base)
-        if lora_rank > 0:
-            return apply_lora(policy, rank=lora_rank, alpha=lora_alpha, target_modules=lora_targets), None
+        policy = trainable_copy(base, lora_rank, lora_alpha, lora_targets)
+        if is_peft(policy):
+            return policy, None
     for p in policy.parameters():
         p.requires_grad_(True)
     ref = copy.deepcopy(base).eval().requires_grad_(False)

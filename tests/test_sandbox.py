@@ -738,7 +738,6 @@ def test_unprivileged_caller_fallback(tmp_path):
     run this module as `nobody` with the system python and check the remaining layers."""
     import json
     import subprocess
-    import sys
 
     repo = str(SANDBOX_MODULE.parents[1])
     if not all(os.stat(p).st_mode & stat.S_IXOTH for p in Path(repo).parents) or not os.access("/usr/bin/python3", os.X_OK):
