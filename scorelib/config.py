@@ -39,6 +39,38 @@ def _check_name(field: str, value: str) -> None:
            f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
 
 
+SWEEP_KEYS = ("lr", "alpha", "beta1", "beta2", "gamma", "steps", "k", "problems_per_step")
+
+
+def _check_sweep(cfg) -> None:
+    """Each sweep variant is a non-empty mapping of SWEEP_KEYS to numbers that makes a valid config itself."""
+    for v in cfg.sweep:
+        _check(isinstance(v, dict) and len(v) >= 1,
+               f"each sweep variant must be a mapping such as {{'alpha': 3}}, got {v!r}")
+        bad = sorted(set(v) - set(SWEEP_KEYS) | {k for k in v if not hasattr(cfg, k)})
+        _check(not bad, f"sweep variant {v!r}: cannot vary {bad}; valid: {[k for k in SWEEP_KEYS if hasattr(cfg, k)]}")
+        _check(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values()),
+               f"sweep variant {v!r}: values must be numbers")
+        _check(all(float(x).is_integer() for k, x in v.items() if isinstance(getattr(cfg, k), int)),
+               f"sweep variant {v!r}: steps, k and problems_per_step must be whole numbers")
+        try:
+            sweep_config(cfg, v).validate()
+        except ConfigError as e:
+            raise ConfigError(f"sweep variant {v!r}: {e}") from None
+    labels = [sweep_label(v) for v in cfg.sweep]
+    _check(len(set(labels)) == len(labels), f"sweep variants repeat: {labels}")
+
+
+def sweep_config(cfg, variant: dict):
+    """The config of one sweep variant: cfg with the variant's overrides (and no sweep of its own)."""
+    return dataclasses.replace(cfg, sweep=(), **{k: type(getattr(cfg, k))(x) for k, x in variant.items()})
+
+
+def sweep_label(variant: dict) -> str:
+    """A variant's name, also its folder: {'lr': 3e-05, 'alpha': 3} -> 'alpha3_lr3e-05'."""
+    return "_".join(f"{k}{float(variant[k]):g}" for k in sorted(variant))
+
+
 def _check_training(cfg) -> None:
     """What every training notebook needs: its training file on a real task (before any compute), and seeds."""
     _check(cfg.task == "toy" or bool(cfg.train_path),
@@ -252,10 +284,12 @@ class RLCommon(FromBase):
     n_transcripts: int = 2  # examples shown of each transition
     max_new_tokens: int = 160
     batch_size: int = 512  # generation batch for evaluation
+    sweep: tuple = ()  # variants run on the first seed beside the main run, each a mapping of overrides (see SWEEP_KEYS)
 
     def validate(self) -> None:
         super().validate()
         _check_training(self)
+        _check_sweep(self)
         for name in ("n_train", "problems_per_step", "n_test", "n_boot", "max_new_tokens", "batch_size",
                      "select_window"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")

@@ -115,3 +115,21 @@ def rl_curves(curve: pd.DataFrame, title: str = "Training: standard multi-turn R
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def sweep_deltas(df: pd.DataFrame, title: str = "Sweep: Δ(t1, t2) of each variant (first seed, greedy)") -> plt.Figure:
+    """Δ with its 95% CI per variant (rows of a sweep table: variant, delta, delta_lo, delta_hi), beside
+    Δi→c and Δc→i."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(df) + 2), 3.4))
+    x = np.arange(len(df))
+    err = np.vstack([df["delta"] - df["delta_lo"], df["delta_hi"] - df["delta"]])
+    ax.bar(x - 0.25, df["delta"], 0.25, yerr=err, capsize=3, label="Δ (95% CI)")
+    ax.bar(x, df["delta_i2c"], 0.25, label="Δi→c")
+    ax.bar(x + 0.25, -df["delta_c2i"], 0.25, label="−Δc→i")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, df["variant"], rotation=30, ha="right")
+    ax.set_ylabel("points")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -293,3 +293,31 @@ def test_cli_reproduce_rejects_unknown_profile(tmp_path):
     assert "valid profiles" in proc.stderr
     for p in PROFILES:
         assert p.stem in proc.stderr
+
+
+@pytest.mark.parametrize("sweep, expect", [
+    ([{"foo": 1}], "cannot vary ['foo']"),
+    ([{}], "must be a mapping"),
+    ([3], "must be a mapping"),
+    ([{"alpha": -1}], "alpha must be >= 0"),
+    ([{"lr": 2.0}], "lr must be in (0, 1)"),
+    ([{"k": 1}], "k must be >= 2"),
+    ([{"steps": 2.5}], "whole numbers"),
+    ([{"alpha": True}], "values must be numbers"),
+    ([{"alpha": "3"}], "values must be numbers"),
+    ([{"alpha": 3}, {"alpha": 3.0}], "sweep variants repeat"),
+])
+def test_bad_sweep_variants_are_refused(sweep, expect):
+    with pytest.raises(C.ConfigError) as e:
+        C.make_config(C.Stage2Config, dict(sweep=sweep))
+    assert expect in str(e.value)
+
+
+def test_sweep_variants_make_their_own_configs():
+    cfg = C.make_config(C.Stage2Config, dict(sweep=[{"alpha": 3}, {"lr": 3e-5, "steps": 50}], steps=100))
+    assert [C.sweep_label(v) for v in cfg.sweep] == ["alpha3", "lr3e-05_steps50"]
+    v = C.sweep_config(cfg, cfg.sweep[1])
+    assert (v.lr, v.steps, v.alpha, v.sweep) == (3e-5, 50, cfg.alpha, ())
+    assert isinstance(v.steps, int) and isinstance(C.sweep_config(cfg, {"alpha": 3}).alpha, float)
+    with pytest.raises(C.ConfigError, match="unknown parameter"):  # only the RL notebooks sweep
+        C.make_config(C.EvalConfig, dict(sweep=[{"alpha": 3}]))
