@@ -93,3 +93,23 @@ def test_gpu_check_dry_run_on_cpu():
     for mode in ("full", "lora"):
         assert report[mode]["optimizer_stepped"] and report[mode]["rows"] == 4  # 2 problems x k=2
     assert "ratio rollout / generate" in proc.stdout
+
+
+def test_gpu_rl_check_dry_run_on_cpu(tmp_path):
+    """The GPU check of the SCoRe trainer, on CPU with the tiny shape: Stage I (a fresh adapter: KL 0 at step 1),
+    Stage II continuing it, and a killed Stage I run that resumes at its first checkpoint and logs what the
+    uninterrupted run logged (CPU sampling is exactly repeatable)."""
+    data = tmp_path / "math.jsonl"
+    data.write_text("".join(json.dumps(dict(problem=f"What is {i}+1?", answer=str(i + 1), unique_id=f"p{i}")) + "\n"
+                            for i in range(8)))
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_rl_check.py", "--shape", "tiny-qwen2", "--device", "cpu",
+                           "--data", str(data), "--steps", "3", "--max-new-tokens", "6", "--problems-per-step", "2",
+                           "--k", "2", "--micro-batch", "2", "--n-eval", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.split("JSON ", 1)[1])
+    assert report["stage1"]["kl_t1_step1"] == 0 and report["stage1"]["kl_t2_step1"] == 0
+    assert report["stage1"]["steps"] == report["stage2"]["steps"] == 3
+    assert report["stage2"]["kl_t2_step1"] > 0  # Stage II continues the adapter Stage I trained
+    r = report["resume"]
+    assert r["checkpoints_left_by_killed_run"] == ["step_000001"] and r["rows_equal"] == r["rows"] == 3
