@@ -39,7 +39,8 @@ def _check_name(field: str, value: str) -> None:
            f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
 
 
-SWEEP_KEYS = ("lr", "alpha", "beta1", "beta2", "gamma", "steps", "k", "problems_per_step")
+SWEEP_KEYS = ("lr", "alpha", "beta1", "beta2", "gamma", "temperature", "steps", "k", "problems_per_step",
+              "turn2_baseline")
 
 
 def _check_sweep(cfg) -> None:
@@ -49,8 +50,9 @@ def _check_sweep(cfg) -> None:
                f"each sweep variant must be a mapping such as {{'alpha': 3}}, got {v!r}")
         bad = sorted(set(v) - set(SWEEP_KEYS) | {k for k in v if not hasattr(cfg, k)})
         _check(not bad, f"sweep variant {v!r}: cannot vary {bad}; valid: {[k for k in SWEEP_KEYS if hasattr(cfg, k)]}")
-        _check(all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values()),
-               f"sweep variant {v!r}: values must be numbers")
+        _check(all(isinstance(x, str) if isinstance(getattr(cfg, k), str) else
+                   isinstance(x, (int, float)) and not isinstance(x, bool) for k, x in v.items()),
+               f"sweep variant {v!r}: values must be numbers (turn2_baseline: a name)")
         _check(all(float(x).is_integer() for k, x in v.items() if isinstance(getattr(cfg, k), int)),
                f"sweep variant {v!r}: steps, k and problems_per_step must be whole numbers")
         try:
@@ -68,7 +70,7 @@ def sweep_config(cfg, variant: dict):
 
 def sweep_label(variant: dict) -> str:
     """A variant's name, also its folder: {'lr': 3e-05, 'alpha': 3} -> 'alpha3_lr3e-05'."""
-    return "_".join(f"{k}{float(variant[k]):g}" for k in sorted(variant))
+    return "_".join(f"{k}-{x}" if isinstance(x, str) else f"{k}{float(x):g}" for k, x in sorted(variant.items()))
 
 
 def _check_training(cfg) -> None:
@@ -272,6 +274,7 @@ class RLCommon(FromBase):
     beta1: float = 0.01  # KL weight (paper: 0.01)
     beta2: float = 0.1  # Stage I's KL weight on turn-1 tokens (paper: 0.1)
     gamma: float = 0.0  # discount of the turn-2 reward into turn 1 (paper: 0; 0.8 in Fig. 8)
+    turn2_baseline: str = 'group'  # group: RLOO on shaped turn-2 rewards (paper); first_attempt: also subtracts the bonus' y1 term
     lora_rank: int = 0  # 0: full fine-tuning; else a peft LoRA adapter (the reference is the adapter disabled)
     lora_alpha: float = 16.0
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
@@ -300,6 +303,8 @@ class RLCommon(FromBase):
         _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
         _check(0 < self.temperature <= 5, f"temperature must be in (0, 5], got {self.temperature}")
         _check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
+        _check(self.turn2_baseline in ("group", "first_attempt"),
+               f"turn2_baseline must be 'group' or 'first_attempt', got {self.turn2_baseline!r}")
         _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         _check(len(self.lora_targets) >= 1, "lora_targets must name at least one module")
         _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 5

@@ -64,6 +64,7 @@ class RLSettings:
     beta_turn1: float = 0.1  # KL weight on turn-1 tokens (beta2 in Stage I, beta1 otherwise)
     beta_turn2: float = 0.01  # KL weight on turn-2 tokens (beta1)
     gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2' (0: each turn its own reward)
+    turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (the paper); "first_attempt": see advantages()
     max_new_tokens: int = 160
     micro_batch: int | None = None  # rows per forward/backward (None: the whole batch)
     checkpoint_every: int = 0  # 0: only the final checkpoint (when a checkpoint_dir is given)
@@ -100,7 +101,15 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
     # on a right first attempt. Turn 1 gets no return at all where it is not rewarded (Stage I).
     g1 = r1 + s.gamma * r[:, 1] if s.reward_turn1 else torch.zeros_like(r1)
     a1 = rloo_advantages(g1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
-    a2 = rloo_advantages(r2.view(-1, k)).view(-1) if s.reward_turn2 else torch.zeros_like(r2)
+    if s.turn2_baseline == "first_attempt":
+        # The bonus's -alpha * r1 term is fixed once y1 is written, so it adds no expected gradient to turn 2's tokens,
+        # only variance; a baseline may depend on y1, and subtracting that term leaves (1 + alpha) x RLOO(r2).
+        a2 = (1 + s.alpha) * rloo_advantages(r[:, 1].view(-1, k)).view(-1)
+    elif s.turn2_baseline == "group":
+        a2 = rloo_advantages(r2.view(-1, k)).view(-1)
+    else:
+        raise ValueError(f"turn2_baseline must be 'group' or 'first_attempt', got {s.turn2_baseline!r}")
+    a2 = a2 if s.reward_turn2 else torch.zeros_like(r2)
     used = (r1 if s.reward_turn1 else 0.0) + (r[:, 1] if s.reward_turn2 else 0.0)
     return [a1, a2], dict(reward=float(torch.as_tensor(used).mean()), shaped_reward=float(r2.mean()))
 

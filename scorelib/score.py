@@ -25,7 +25,8 @@ def settings(objective: str, cfg, steps: int | None = None) -> rl.RLSettings:
     return rl.objective(objective, alpha=cfg.alpha, beta1=cfg.beta1, beta2=cfg.beta2,
                         steps=cfg.steps if steps is None else steps, problems_per_step=cfg.problems_per_step, k=cfg.k,
                         lr=cfg.lr, temperature=cfg.temperature, gamma=cfg.gamma, max_new_tokens=cfg.max_new_tokens,
-                        micro_batch=cfg.micro_batch or None, checkpoint_every=cfg.checkpoint_every)
+                        micro_batch=cfg.micro_batch or None, checkpoint_every=cfg.checkpoint_every,
+                        turn2_baseline=cfg.turn2_baseline)
 
 
 SWEEP_COLUMNS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c", "delta_c2i", "fix_own",
@@ -35,7 +36,7 @@ SWEEP_COLUMNS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c
 def sweep_row(label: str, variant: dict, summary: dict, checkpoint: str = "", training_reward: float = float("nan")
               ) -> dict:
     """One line of a sweep table: the variant's overrides, its held-out metrics and the checkpoint kept."""
-    return dict(variant=label, **{k: float(x) for k, x in variant.items()},
+    return dict(variant=label, **{k: x if isinstance(x, str) else float(x) for k, x in variant.items()},
                 **{k: summary.get(k, float("nan")) for k in SWEEP_COLUMNS}, checkpoint=checkpoint,
                 training_reward=training_reward)
 

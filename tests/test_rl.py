@@ -48,6 +48,20 @@ def test_stage2_advantages_with_shaping():
     assert logged["reward"] == pytest.approx((1 + 2 + 1 + 0) / 4)  # r1 + r2, unshaped
 
 
+def test_stage2_first_attempt_baseline_removes_the_bonus_y1_term():
+    # REWARDS: in A both turn-2 answers are right, in B both wrong; the group baseline's +-10 above came only from
+    # the bonus's -alpha * r1, fixed before turn 2 starts. With the y1-aware baseline turn 2 sees 11 x RLOO(r2).
+    (a1, a2), _ = rl.advantages(REWARDS, rl.objective("stage2", k=2, turn2_baseline="first_attempt"))
+    assert a2.tolist() == [0.0, 0.0, 0.0, 0.0] and a1.tolist() == [-1.0, 1.0, 1.0, -1.0]
+    r = np.array([[0, 1], [0, 0], [1, 1], [1, 0]])  # A: i->c, i->i; B: c->c, c->i
+    (_, a2), _ = rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="first_attempt"))
+    assert a2.tolist() == [11.0, -11.0, 11.0, -11.0]
+    (_, g2), _ = rl.advantages(r, rl.objective("stage2", k=2))
+    assert g2.tolist() == [11.0, -11.0, 11.0, -11.0]  # same y1 within each group: both baselines agree
+    with pytest.raises(ValueError, match="turn2_baseline"):
+        rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="nope"))
+
+
 def test_discounted_turn1_return():
     (a1, a2), _ = rl.advantages(REWARDS, rl.objective("multi_turn", k=2, gamma=0.8))
     g1 = REWARDS[:, 0] + 0.8 * REWARDS[:, 1]  # 0.8, 1.8, 1.0, 0.0
