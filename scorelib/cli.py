@@ -59,7 +59,7 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
     name = next(n for n, c in C.NOTEBOOK_CONFIGS.items() if c is cls)
     params: dict = {}
     if profile:
-        params.update(C.profile_params(cls, C.load_profile(profile_path(profile))))
+        params.update(C.profile_params(cls, C.load_profile(profile_path(profile)), name))
         params.setdefault("run_name", Path(profile).stem)
     for k, v in overrides:
         params[k] = parse_value(v)

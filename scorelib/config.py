@@ -268,7 +268,7 @@ class RLCommon(FromBase):
     n_train: int = 20000  # training problems the RL steps draw from
     problems_per_step: int = 16
     k: int = 4  # samples per problem (the RLOO group)
-    lr: float = 0.0001
+    lr: float = 0.0001  # Adam; 3e-4 cost Stage I and multi-turn RL 6-10 points of greedy Acc@t1 (runbook.md)
     temperature: float = 1.0  # training samples (paper: 1.0)
     alpha: float = 10.0  # Stage II reward-shaping bonus (paper: 10)
     beta1: float = 0.01  # KL weight (paper: 0.01)
@@ -316,7 +316,6 @@ class RLCommon(FromBase):
 class Stage1Config(RLCommon):
     """Notebook 20: Stage I beside standard multi-turn RL (Fig. 5)."""
 
-    lr: float = 0.0003  # the rate of the foundation's Stage I prototypes (runbook.md)
     steps: int = 100  # RL steps of each method
 
     def validate(self) -> None:
@@ -328,7 +327,6 @@ class Stage1Config(RLCommon):
 class Stage2Config(RLCommon):
     """Notebook 30: Stage II from the Stage I checkpoint; the main table (Table 2, Fig. 1)."""
 
-    lr: float = 0.0001  # a third of Stage I's: Stage II at Stage I's rate undid Stage I (feasibility.md)
     stage1_run: str = "default"  # the notebook-20 run whose Stage I checkpoints to start from
     sft_run: str = "default"  # the notebook-10 run whose STaR and Pair-SFT rows to show (missing: marked so)
     steps: int = 100  # Stage II steps (per round)
@@ -441,7 +439,20 @@ def load_profile(path: str | Path) -> dict:
     return data
 
 
-def profile_params(cls, profile: dict) -> dict:
-    """The entries of a shared profile that this notebook's config has."""
+def profile_params(cls, profile: dict, notebook: str = "") -> dict:
+    """The entries of a shared profile that this notebook's config has. A key "NN/name" (NN a notebook's number,
+    e.g. "30/sweep") applies to that notebook alone and wins over a plain "name"."""
     names = set(field_names(cls))
-    return {k: v for k, v in profile.items() if k in names}
+    out = {k: v for k, v in profile.items() if k in names}
+    numbers = {n.split("_", 1)[0] for n in NOTEBOOK_CONFIGS}
+    for key, value in profile.items():
+        if "/" not in str(key):
+            continue
+        number, name = str(key).split("/", 1)
+        if number not in numbers:
+            raise ConfigError(f"profile key {key!r}: no notebook numbered {number!r}; valid: {sorted(numbers)}")
+        if notebook.split("_", 1)[0] == number:
+            if name not in names:
+                raise ConfigError(f"profile key {key!r}: notebook {notebook} has no parameter {name!r}")
+            out[name] = value
+    return out

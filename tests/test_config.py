@@ -216,9 +216,10 @@ def test_load_profile(tmp_path):
 def test_shipped_profiles_are_valid(path):
     profile = C.load_profile(path)
     known = set().union(*(field_names(c) for c in C.NOTEBOOK_CONFIGS.values()))
-    assert set(profile) <= known, f"{path.name}: names no notebook has: {sorted(set(profile) - known)}"
-    for cls in C.NOTEBOOK_CONFIGS.values():
-        params = C.profile_params(cls, profile)
+    plain = {k.split("/", 1)[-1] for k in profile}
+    assert plain <= known, f"{path.name}: names no notebook has: {sorted(plain - known)}"
+    for name, cls in C.NOTEBOOK_CONFIGS.items():
+        params = C.profile_params(cls, profile, name)
         if profile.get("task", "toy") != "toy" and "train_path" not in profile and cls in (C.SFTConfig, C.Stage1Config,
                                                                                            C.Stage2Config):
             # a real-task profile leaves the user's training file to them: the training notebooks say so
@@ -321,3 +322,14 @@ def test_sweep_variants_make_their_own_configs():
     assert isinstance(v.steps, int) and isinstance(C.sweep_config(cfg, {"alpha": 3}).alpha, float)
     with pytest.raises(C.ConfigError, match="unknown parameter"):  # only the RL notebooks sweep
         C.make_config(C.EvalConfig, dict(sweep=[{"alpha": 3}]))
+
+
+def test_profile_keys_scoped_to_one_notebook():
+    profile = {"steps": 5, "30/steps": 7, "20/sweep": [{"beta2": 1.0}], "run_name": "x"}
+    assert C.profile_params(C.Stage1Config, profile, "20_stage1_vs_multiturn_rl") == dict(
+        steps=5, sweep=[{"beta2": 1.0}], run_name="x")
+    assert C.profile_params(C.Stage2Config, profile, "30_score_stage2") == dict(steps=7, run_name="x")
+    with pytest.raises(ConfigError, match="no notebook numbered"):
+        C.profile_params(C.Stage2Config, {"99/steps": 1}, "30_score_stage2")
+    with pytest.raises(ConfigError, match="has no parameter 'sweep'"):
+        C.profile_params(C.EvalConfig, {"01/sweep": []}, "01_base_model_self_correction")
