@@ -9,6 +9,7 @@ training reward; with LoRA it continues the Stage I adapter.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,24 @@ def claim_c6(rows: dict, score_name: str = "SCoRe") -> dict:
                           f"{s.get('delta_hi', float('nan')):+.1f}], Δi→c {s['delta_i2c']:.1f} vs Δc→i "
                           f"{s['delta_c2i']:.1f}; others: " + ", ".join(f"{k} {r['delta']:+.1f}"
                                                                        for k, r in others.items())))
+
+
+def _log_seconds(path: Path) -> tuple[float, float]:
+    rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()] if Path(path).exists() else []
+    return sum(r["sample_s"] for r in rows), sum(r["train_s"] for r in rows)
+
+
+def training_time(stage1_dir: Path, stage2_dir: Path, seeds) -> pd.DataFrame:
+    """Seconds of sampling and of updating per seed: Stage I (notebook 20's log) and every Stage II (and interleaved
+    Stage I) round of this run, with the total in minutes. A missing log counts 0 (and shows as such)."""
+    rows = []
+    for s in seeds:
+        s1 = _log_seconds(Path(stage1_dir) / f"history_seed{s}_stage1.jsonl")
+        later = [_log_seconds(p) for p in sorted(Path(stage2_dir).glob(f"history_seed{s}_round*.jsonl"))]
+        s2 = (sum(x[0] for x in later), sum(x[1] for x in later))
+        rows.append(dict(seed=s, stage1_sample_s=s1[0], stage1_train_s=s1[1], stage2_sample_s=s2[0],
+                         stage2_train_s=s2[1], total_min=(sum(s1) + sum(s2)) / 60))
+    return pd.DataFrame(rows).set_index("seed")
 
 
 def _differs(saved: dict, cfg, keys) -> list[str]:

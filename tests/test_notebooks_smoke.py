@@ -120,5 +120,7 @@ def test_30_writes_table2_and_fig1(smoke_results):
     assert "SCoRe (paper, MATH)" in table and "64.4" in table
     assert [r["variant"] for r in m["sweep"]] == ["lr0.0002"]
     assert (d / "models/sweep/lr0.0002/stage2/config.json").exists()
+    time = (d / "tables/training_time.csv").read_text().splitlines()
+    assert time[0].startswith("seed,stage1_sample_s") and len(time) == 2
     sweep = (d / "tables/sweep.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in sweep[1:]] == ["Stage I", "default", "lr0.0002"]

@@ -2,6 +2,8 @@
 curves over seeds, and the claim checks C5 and C6 on hand-made numbers."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,3 +125,15 @@ def test_table2_rows_from_other_notebooks(tmp_path):
     _write_run(tmp_path / "s1_lora", {**same, "lora_rank": 8}, dict(rows={}))
     with pytest.raises(C.ConfigError, match="lora_rank"):
         score.table2_rows(cfg, tmp_path / "s1_lora", tmp_path / "sft", sr, 0.0, tiny=True)
+
+
+def test_training_time_sums_each_seeds_logs(tmp_path):
+    s1, s2 = tmp_path / "20", tmp_path / "30"
+    s1.mkdir(), s2.mkdir()
+    write = lambda p, rows: p.write_text("".join(json.dumps(r) + "\n" for r in rows))  # noqa: E731
+    write(s1 / "history_seed0_stage1.jsonl", [dict(step=1, sample_s=1.0, train_s=0.5), dict(step=2, sample_s=2.0, train_s=0.5)])
+    write(s2 / "history_seed0_round1_stage2.jsonl", [dict(step=1, sample_s=3.0, train_s=1.0)])
+    write(s2 / "history_seed0_round2_stage1.jsonl", [dict(step=1, sample_s=0.5, train_s=0.5)])
+    t = score.training_time(s1, s2, [0, 7])
+    assert t.loc[0].tolist() == pytest.approx([3.0, 1.0, 3.5, 1.5, 9.0 / 60])
+    assert t.loc[7].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # no logs for seed 7
