@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             reset_peak()
             s = rl.objective(name, **budget)
             t = time.perf_counter()
+            torch.manual_seed(0)  # the fresh adapter's initialisation (the resumption check below repeats it)
             policy, log, best, reward = score.train_stage(base, tok, task, problems, s, 0, work / "run", name,
                                                           init_dir=init, **common)
             res = summary(log) | dict(wall_s=round(time.perf_counter() - t, 1), peak_gib=round(peak_gib(), 2),
@@ -132,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[eval] {json.dumps(report['eval'])}")
             del policy
 
-        # Resumption: Stage I again in a fresh folder, killed (its reward raises) during the step after its
-        # first checkpoint, then started again: it must resume there and log what the uninterrupted run logged.
+        # Resumption: Stage I again in a fresh folder (same adapter initialisation), killed (its reward raises) during
+        # the step after its first checkpoint, then started again: it must resume there and log (loss and KL included)
+        # and end with what the uninterrupted run did; exactly on CPU, up to non-repeatable GPU kernels on a GPU.
         killed_dir = work / "killed"
         first = killed_dir / "checkpoints" / "stage1" / f"step_{args.checkpoint_every:06d}"
 
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             return task.reward(response, gold)
 
         try:
+            torch.manual_seed(0)
             score.train_stage(base, tok, dataclasses.replace(task, reward=dies_after_first_checkpoint), problems,
                               rl.objective("stage1", **budget), 0, killed_dir, "stage1", **common)
             raise RuntimeError("the run was not killed")
@@ -152,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         _, log2, _, _ = score.train_stage(base, tok, task, problems, rl.objective("stage1", **budget), 0, killed_dir,
                                           "stage1", **common)
         log1 = report.pop("_stage1_log")
-        keys = ("acc_t1", "acc_t2", "reward", "different_answer")
+        keys = ("acc_t1", "acc_t2", "reward", "different_answer", "loss", "kl_t1", "kl_t2")
         same = [all(abs(a[k] - b[k]) < 1e-9 for k in keys) for a, b in zip(log1, log2)]
+        last = f"step_{args.steps:06d}"
+        w1, w2 = (torch.load(d / "checkpoints" / "stage1" / last / "trainable.pt") for d in (work / "run", killed_dir))
+        weights_diff = max(float((w1[k].float() - w2[k].float()).abs().max()) for k in w1)
         res = dict(checkpoints_left_by_killed_run=left, steps_logged=len(log2), rows_equal=sum(same), rows=len(same),
+                   final_weights_max_abs_diff=weights_diff,
                    kl_t1_uninterrupted=[round(r["kl_t1"], 6) for r in log1],
                    kl_t1_resumed=[round(r["kl_t1"], 6) for r in log2])
         print(f"[resume] {json.dumps(res)}")

@@ -10,6 +10,7 @@ the names it has.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import typing
@@ -39,24 +40,32 @@ def _check_name(field: str, value: str) -> None:
            f"{field} must be letters, digits, '-', '_' or '.' (not starting with '.'), got {value!r}")
 
 
-SWEEP_KEYS = ("lr", "alpha", "beta1", "beta2", "gamma", "temperature", "steps", "k", "problems_per_step",
-              "turn2_baseline")
+# What each RL notebook's sweep may vary: the settings its swept objective reads (notebook 20 sweeps Stage I, which
+# has no bonus and no turn-1 reward; notebook 30 sweeps one round of Stage II, which has no beta2).
+STAGE1_SWEEP_KEYS = ("lr", "beta1", "beta2", "temperature", "steps", "k", "problems_per_step")
+STAGE2_SWEEP_KEYS = ("lr", "alpha", "beta1", "gamma", "temperature", "steps", "k", "problems_per_step",
+                     "turn2_baseline")
 
 
-def _check_sweep(cfg) -> None:
-    """Each sweep variant is a non-empty mapping of SWEEP_KEYS to numbers that makes a valid config itself."""
+def _check_sweep(cfg, keys: tuple) -> None:
+    """Each sweep variant is a non-empty mapping of `keys` to values that changes the config and makes a valid
+    config itself; no two variants share a label."""
     for v in cfg.sweep:
         _check(isinstance(v, dict) and len(v) >= 1,
-               f"each sweep variant must be a mapping such as {{'alpha': 3}}, got {v!r}")
-        bad = sorted(set(v) - set(SWEEP_KEYS) | {k for k in v if not hasattr(cfg, k)})
-        _check(not bad, f"sweep variant {v!r}: cannot vary {bad}; valid: {[k for k in SWEEP_KEYS if hasattr(cfg, k)]}")
+               f"each sweep variant must be a mapping such as {{'lr': 0.0002}}, got {v!r}")
+        bad = sorted((str(k) for k in v if k not in keys), key=str)
+        _check(not bad, f"sweep variant {v!r}: cannot vary {bad} in this notebook; valid: {list(keys)}")
         _check(all(isinstance(x, str) if isinstance(getattr(cfg, k), str) else
-                   isinstance(x, (int, float)) and not isinstance(x, bool) for k, x in v.items()),
-               f"sweep variant {v!r}: values must be numbers (turn2_baseline: a name)")
+                   isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 1e9 and math.isfinite(x)
+                   for k, x in v.items()),
+               f"sweep variant {v!r}: values must be numbers below 1e9 (turn2_baseline: a name)")
         _check(all(float(x).is_integer() for k, x in v.items() if isinstance(getattr(cfg, k), int)),
                f"sweep variant {v!r}: steps, k and problems_per_step must be whole numbers")
+        variant = sweep_config(cfg, v)
+        _check(any(getattr(variant, k) != getattr(cfg, k) for k in v),
+               f"sweep variant {v!r} changes nothing: this run already has those values")
         try:
-            sweep_config(cfg, v).validate()
+            variant.validate()
         except ConfigError as e:
             raise ConfigError(f"sweep variant {v!r}: {e}") from None
     labels = [sweep_label(v) for v in cfg.sweep]
@@ -68,9 +77,14 @@ def sweep_config(cfg, variant: dict):
     return dataclasses.replace(cfg, sweep=(), **{k: type(getattr(cfg, k))(x) for k, x in variant.items()})
 
 
+def _number(x) -> str:
+    return x if isinstance(x, str) else str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
 def sweep_label(variant: dict) -> str:
-    """A variant's name, also its folder: {'lr': 3e-05, 'alpha': 3} -> 'alpha3_lr3e-05'."""
-    return "_".join(f"{k}-{x}" if isinstance(x, str) else f"{k}{float(x):g}" for k, x in sorted(variant.items()))
+    """A variant's name, also its folder: {'lr': 3e-05, 'alpha': 3} -> 'alpha-3_lr-3e-05' (distinct values give
+    distinct names; 3 and 3.0 the same)."""
+    return "_".join(f"{k}-{_number(x)}" for k, x in sorted(variant.items()))
 
 
 def _check_training(cfg) -> None:
@@ -287,12 +301,11 @@ class RLCommon(FromBase):
     n_transcripts: int = 2  # examples shown of each transition
     max_new_tokens: int = 160
     batch_size: int = 512  # generation batch for evaluation
-    sweep: tuple = ()  # variants run on the first seed beside the main run, each a mapping of overrides (see SWEEP_KEYS)
+    sweep: tuple = ()  # variants run on the first seed beside the main run, each a mapping of overrides (see *_SWEEP_KEYS)
 
     def validate(self) -> None:
         super().validate()
         _check_training(self)
-        _check_sweep(self)
         for name in ("n_train", "problems_per_step", "n_test", "n_boot", "max_new_tokens", "batch_size",
                      "select_window"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
@@ -321,6 +334,7 @@ class Stage1Config(RLCommon):
     def validate(self) -> None:
         super().validate()
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check_sweep(self, STAGE1_SWEEP_KEYS)
 
 
 @dataclass(frozen=True)
@@ -343,6 +357,8 @@ class Stage2Config(RLCommon):
         for name in ("steps", "rounds"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.stage1_steps >= 0, f"stage1_steps must be >= 0, got {self.stage1_steps}")
+        _check(not (self.sweep and self.rounds > 1), "a sweep runs one round of Stage II: set rounds 1 (or sweep [])")
+        _check_sweep(self, STAGE2_SWEEP_KEYS)
 
 
 NOTEBOOK_CONFIGS: dict[str, type] = {
@@ -369,7 +385,7 @@ def field_names(cls) -> list[str]:
 
 def _coerce(name: str, value, typ):
     """Check (and gently convert: int -> float, list or one number -> tuple) a value against a field's type."""
-    if typ is tuple and (isinstance(value, (int, float, str)) and not isinstance(value, bool)):
+    if typ is tuple and (isinstance(value, (int, float, str, dict)) and not isinstance(value, bool)):
         value = (value,)  # `-p seeds 3` or `-p lora_targets q_proj` means a list of one  # `-p temperatures 0.7` means one temperature
     ok = {
         bool: lambda v: isinstance(v, bool),

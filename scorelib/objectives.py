@@ -15,9 +15,7 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (N, L-1, V)
     if temperature != 1.0:
         logits = logits / temperature
-    # gather - logsumexp rather than log_softmax: the backward pass keeps one (N, L-1, V) float tensor, not two
-    # (with a 150k vocabulary that tensor is the largest in the update)
-    logp = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # (N, L-1)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (N, L-1)
     return torch.nn.functional.pad(logp, (1, 0))
 
 

@@ -63,8 +63,8 @@ class RLSettings:
     alpha: float = 0.0  # Stage II reward shaping on turn 2
     beta_turn1: float = 0.1  # KL weight on turn-1 tokens (beta2 in Stage I, beta1 otherwise)
     beta_turn2: float = 0.01  # KL weight on turn-2 tokens (beta1)
-    gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2' (0: each turn its own reward)
-    turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (the paper); "first_attempt": see advantages()
+    gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2 (r2 unshaped; 0: each turn its own reward)
+    turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (paper); "first_attempt": advantages()
     max_new_tokens: int = 160
     micro_batch: int | None = None  # rows per forward/backward (None: the whole batch)
     checkpoint_every: int = 0  # 0: only the final checkpoint (when a checkpoint_dir is given)
@@ -102,8 +102,9 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
     g1 = r1 + s.gamma * r[:, 1] if s.reward_turn1 else torch.zeros_like(r1)
     a1 = rloo_advantages(g1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
     if s.turn2_baseline == "first_attempt":
-        # The bonus's -alpha * r1 term is fixed once y1 is written, so it adds no expected gradient to turn 2's tokens,
-        # only variance; a baseline may depend on y1, and subtracting that term leaves (1 + alpha) x RLOO(r2).
+        # The bonus's -alpha * r1 term is fixed once y1 is written, so it adds no expected gradient to turn 2's tokens;
+        # a baseline may depend on y1, and subtracting that term leaves (1 + alpha) x RLOO(r2). Same expected
+        # gradient; whether the variance is lower depends on how r2 correlates with r1 (hence a sweep, not a default).
         a2 = (1 + s.alpha) * rloo_advantages(r[:, 1].view(-1, k)).view(-1)
     elif s.turn2_baseline == "group":
         a2 = rloo_advantages(r2.view(-1, k)).view(-1)
@@ -244,6 +245,8 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
     done = checkpoints(checkpoint_dir) if checkpoint_dir is not None else []
     if done:
         saved = json.loads((done[-1] / "state.json").read_text()).get("run", {})
+        # settings added since the checkpoint was written take their defaults (older runs stay resumable)
+        saved = {**saved, "settings": {**asdict(RLSettings()), **saved.get("settings", {})}} if saved else saved
         if saved != run:
             diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
             raise ValueError(f"{checkpoint_dir} holds checkpoints of a different run (differs in {diff}): use "

@@ -296,30 +296,50 @@ def test_cli_reproduce_rejects_unknown_profile(tmp_path):
         assert p.stem in proc.stderr
 
 
-@pytest.mark.parametrize("sweep, expect", [
-    ([{"foo": 1}], "cannot vary ['foo']"),
-    ([{}], "must be a mapping"),
-    ([3], "must be a mapping"),
-    ([{"alpha": -1}], "alpha must be >= 0"),
-    ([{"lr": 2.0}], "lr must be in (0, 1)"),
-    ([{"k": 1}], "k must be >= 2"),
-    ([{"steps": 2.5}], "whole numbers"),
-    ([{"alpha": True}], "values must be numbers"),
-    ([{"alpha": "3"}], "values must be numbers"),
-    ([{"alpha": 3}, {"alpha": 3.0}], "sweep variants repeat"),
+@pytest.mark.parametrize("cls, sweep, expect", [
+    (C.Stage2Config, [{"foo": 1}], "cannot vary ['foo']"),
+    (C.Stage2Config, [{1: 2}], "cannot vary ['1']"),
+    (C.Stage2Config, [{}], "must be a mapping"),
+    (C.Stage2Config, [3], "must be a mapping"),
+    (C.Stage2Config, [{"alpha": -1}], "alpha must be >= 0"),
+    (C.Stage2Config, [{"lr": 2.0}], "lr must be in (0, 1)"),
+    (C.Stage2Config, [{"k": 1}], "k must be >= 2"),
+    (C.Stage2Config, [{"steps": 2.5}], "whole numbers"),
+    (C.Stage2Config, [{"steps": 10**400}], "numbers below 1e9"),
+    (C.Stage2Config, [{"lr": float("nan")}], "numbers below 1e9"),
+    (C.Stage2Config, [{"alpha": True}], "numbers below 1e9"),
+    (C.Stage2Config, [{"alpha": "3"}], "numbers below 1e9"),
+    (C.Stage2Config, [{"turn2_baseline": "nope"}], "turn2_baseline must be"),
+    (C.Stage2Config, [{"alpha": 3}, {"alpha": 3.0}], "sweep variants repeat"),
+    (C.Stage2Config, [{"alpha": 10}], "changes nothing"),
+    (C.Stage2Config, [{"beta2": 1.0}], "cannot vary ['beta2']"),  # one round of Stage II has no beta2
+    (C.Stage1Config, [{"alpha": 3}], "cannot vary ['alpha']"),  # Stage I has no bonus
+    (C.Stage1Config, [{"turn2_baseline": "first_attempt"}], "cannot vary ['turn2_baseline']"),
 ])
-def test_bad_sweep_variants_are_refused(sweep, expect):
+def test_bad_sweep_variants_are_refused(cls, sweep, expect):
     with pytest.raises(C.ConfigError) as e:
-        C.make_config(C.Stage2Config, dict(sweep=sweep))
+        C.make_config(cls, dict(sweep=sweep))
     assert expect in str(e.value)
 
 
+def test_a_bad_main_setting_is_not_blamed_on_a_sweep_variant():
+    with pytest.raises(C.ConfigError) as e:
+        C.make_config(C.Stage2Config, dict(k=1, sweep=[{"alpha": 3}]))
+    assert "sweep variant" not in str(e.value) and "k must be >= 2" in str(e.value)
+    with pytest.raises(C.ConfigError, match="one round"):
+        C.make_config(C.Stage2Config, dict(rounds=2, sweep=[{"alpha": 3}]))
+
+
 def test_sweep_variants_make_their_own_configs():
-    cfg = C.make_config(C.Stage2Config, dict(sweep=[{"alpha": 3}, {"lr": 3e-5, "steps": 50}], steps=100))
-    assert [C.sweep_label(v) for v in cfg.sweep] == ["alpha3", "lr3e-05_steps50"]
+    cfg = C.make_config(C.Stage2Config, dict(sweep=[{"alpha": 3}, {"lr": 3e-5, "steps": 50},
+                                                    {"turn2_baseline": "first_attempt"}], steps=100))
+    assert [C.sweep_label(v) for v in cfg.sweep] == ["alpha-3", "lr-3e-05_steps-50", "turn2_baseline-first_attempt"]
     v = C.sweep_config(cfg, cfg.sweep[1])
     assert (v.lr, v.steps, v.alpha, v.sweep) == (3e-5, 50, cfg.alpha, ())
     assert isinstance(v.steps, int) and isinstance(C.sweep_config(cfg, {"alpha": 3}).alpha, float)
+    assert C.sweep_label({"steps": 1000000}) != C.sweep_label({"steps": 1000001})
+    assert C.sweep_label({"lr": 1.000001e-4}) != C.sweep_label({"lr": 1.0000011e-4})
+    assert C.make_config(C.Stage2Config, dict(sweep={"alpha": 3})).sweep == ({"alpha": 3},)  # `-p sweep '{alpha: 3}'`
     with pytest.raises(C.ConfigError, match="unknown parameter"):  # only the RL notebooks sweep
         C.make_config(C.EvalConfig, dict(sweep=[{"alpha": 3}]))
 

@@ -103,8 +103,8 @@ def test_gpu_rl_check_dry_run_on_cpu(tmp_path):
     data.write_text("".join(json.dumps(dict(problem=f"What is {i}+1?", answer=str(i + 1), unique_id=f"p{i}")) + "\n"
                             for i in range(8)))
     proc = subprocess.run([sys.executable, "benchmarks/gpu_rl_check.py", "--shape", "tiny-qwen2", "--device", "cpu",
-                           "--data", str(data), "--steps", "3", "--max-new-tokens", "6", "--problems-per-step", "2",
-                           "--k", "2", "--micro-batch", "2", "--n-eval", "2"], cwd=ROOT, capture_output=True, text=True,
+                           "--data", str(data), "--steps", "3", "--max-new-tokens", "6", "--problems-per-step", "4",
+                           "--k", "4", "--micro-batch", "8", "--n-eval", "2"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.split("JSON ", 1)[1])
@@ -113,3 +113,4 @@ def test_gpu_rl_check_dry_run_on_cpu(tmp_path):
     assert report["stage2"]["kl_t2_step1"] > 0  # Stage II continues the adapter Stage I trained
     r = report["resume"]
     assert r["checkpoints_left_by_killed_run"] == ["step_000001"] and r["rows_equal"] == r["rows"] == 3
+    assert r["final_weights_max_abs_diff"] == 0.0 and r["kl_t1_resumed"] == r["kl_t1_uninterrupted"]

@@ -100,11 +100,12 @@ def test_20_writes_fig5_and_stage1_models(smoke_results):
     m = _metrics(d)
     assert set(m["rows"]["0.0"]) == {"Base model", "Multi-turn RL", "Stage I"} and "C5" in m["claims"]
     # the smoke profile's one sweep variant (lr 2e-4): its own Stage I run, a row beside base and default, a figure
-    assert [r["variant"] for r in m["sweep"]] == ["lr0.0002"] and m["sweep"][0]["lr"] == 0.0002
-    assert (d / "checkpoints/sweep/lr0.0002/stage1/step_000003/state.json").exists()
-    assert (d / "figures/sweep_deltas.png").exists() and (d / "history_sweep_lr0.0002.jsonl").exists()
+    assert [r["variant"] for r in m["sweep"]] == ["lr-0.0002"] and m["sweep"][0]["lr"] == 0.0002
+    assert (d / "checkpoints/sweep/lr-0.0002/stage1/step_000003/state.json").exists()
+    assert (d / "figures/sweep_deltas.png").exists() and (d / "history_sweep_lr-0.0002.jsonl").exists()
     sweep = (d / "tables/sweep.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in sweep[1:]] == ["base", "default", "lr0.0002"]
+    assert [line.split(",")[0] for line in sweep[1:]] == ["base", "default", "lr-0.0002"]
+    assert "0.0002" in sweep[3]  # the override is not rounded away
 
 
 def test_30_writes_table2_and_fig1(smoke_results):
@@ -118,9 +119,11 @@ def test_30_writes_table2_and_fig1(smoke_results):
     assert set(m["rows"]) == {"Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT", "SCoRe"}
     table = (d / "tables/table2.csv").read_text()
     assert "SCoRe (paper, MATH)" in table and "64.4" in table
-    assert [r["variant"] for r in m["sweep"]] == ["lr0.0002"]
-    assert (d / "models/sweep/lr0.0002/stage2/config.json").exists()
+    assert [r["variant"] for r in m["sweep"]] == ["turn2_baseline-first_attempt", "steps-2"]
+    assert m["sweep"][0]["turn2_baseline"] == "first_attempt" and m["sweep"][1]["steps"] == 2
+    assert (d / "models/sweep/steps-2/stage2/config.json").exists()
+    assert [h["step"] for h in map(json.loads, (d / "history_sweep_steps-2.jsonl").read_text().splitlines())] == [1, 2]
     time = (d / "tables/training_time.csv").read_text().splitlines()
     assert time[0].startswith("seed,stage1_sample_s") and len(time) == 2
     sweep = (d / "tables/sweep.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in sweep[1:]] == ["Stage I", "default", "lr0.0002"]
+    assert [line.split(",")[0] for line in sweep[1:]] == ["Stage I", "default", "turn2_baseline-first_attempt", "steps-2"]

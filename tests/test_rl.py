@@ -3,6 +3,8 @@ rewards, a short run that changes the parameters, checkpoints, resuming a killed
 checkpoint selection by training reward."""
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -57,7 +59,7 @@ def test_stage2_first_attempt_baseline_removes_the_bonus_y1_term():
     (_, a2), _ = rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="first_attempt"))
     assert a2.tolist() == [11.0, -11.0, 11.0, -11.0]
     (_, g2), _ = rl.advantages(r, rl.objective("stage2", k=2))
-    assert g2.tolist() == [11.0, -11.0, 11.0, -11.0]  # same y1 within each group: both baselines agree
+    assert g2.tolist() == [11.0, -11.0, 11.0, -11.0]  # same r1 within each group: both baselines agree
     with pytest.raises(ValueError, match="turn2_baseline"):
         rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="nope"))
 
@@ -215,3 +217,43 @@ def test_resume_refuses_a_different_run_and_only_the_newest_checkpoint_keeps_opt
     with pytest.raises(ValueError, match="seed"):
         rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, seed=1, progress=False,
                     reward_fn=text_reward, checkpoint_dir=tmp_path)
+
+
+def test_a_checkpoint_written_before_a_new_setting_existed_still_resumes(tiny, tmp_path):
+    tok, problems = tiny
+    s = settings(checkpoint_every=2, steps=2)
+    rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                checkpoint_dir=tmp_path)
+    state = tmp_path / "step_000002" / "state.json"
+    data = json.loads(state.read_text())
+    del data["run"]["settings"]["turn2_baseline"]  # as written before that setting existed
+    state.write_text(json.dumps(data))
+    more = dataclasses.replace(s, steps=2)
+    log = rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, more, progress=False,
+                      reward_fn=text_reward, checkpoint_dir=tmp_path)
+    assert [r["step"] for r in log] == [1, 2]  # resumed (finished): nothing retrained
+    with pytest.raises(ValueError, match="different run"):  # a non-default value is still a different run
+        rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems,
+                    dataclasses.replace(s, turn2_baseline="first_attempt"), progress=False, reward_fn=text_reward,
+                    checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_both_turn2_baselines_have_the_same_expected_gradient(k):
+    # A tabular turn-2 policy: right with probability p[r1] after a first attempt rewarded r1 (a Bernoulli with logit
+    # theta[r1], so d log pi / d theta[r1] = r2 - p[r1]). First attempts are right with probability q. Enumerate every
+    # outcome of a group of k samples and compare E[A2 * score] under both baselines, for each theta.
+    q, p, alpha = 0.4, {0: 0.3, 1: 0.9}, 10.0
+    grads = {}
+    for tb in ("group", "first_attempt"):
+        g = {0: 0.0, 1: 0.0}
+        for outcome in itertools.product([0, 1], repeat=2 * k):
+            r = np.array(outcome, dtype=float).reshape(k, 2)
+            prob = np.prod([(q if a else 1 - q) * (p[a] if b else 1 - p[a]) for a, b in r.astype(int)])
+            (_, a2), _ = rl.advantages(r, rl.objective("stage2", k=k, alpha=alpha, turn2_baseline=tb))
+            for i in range(k):
+                g[int(r[i, 0])] += prob * float(a2[i]) * (r[i, 1] - p[int(r[i, 0])])
+        grads[tb] = g
+    assert grads["group"][0] == pytest.approx(grads["first_attempt"][0], abs=1e-9)
+    assert grads["group"][1] == pytest.approx(grads["first_attempt"][1], abs=1e-9)
+    assert abs(grads["group"][0]) > 0.1 and abs(grads["group"][1]) > 0.01  # real gradients, not zeros
