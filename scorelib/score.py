@@ -42,6 +42,29 @@ def sweep_row(label: str, variant: dict, summary: dict, checkpoint: str = "", tr
                 training_reward=training_reward)
 
 
+def run_sweep(objective: str, cfg, base, tokenizer, task, test: list, run, init_dir, rl_seed: int, lora, tiny: bool
+              ) -> list[dict]:
+    """Each of cfg.sweep's variants trained once on the first seed's training problems (objective 'stage1' or
+    'stage2', from init_dir; run seed rl_seed), its log saved as history_sweep_<label>.jsonl and its selected
+    checkpoint evaluated at the first evaluation temperature. Returns one sweep_row per variant."""
+    from scorelib import config as C
+
+    s0, t = cfg.seeds[0], cfg.temperatures[0]
+    train = task.train_problems(cfg.n_train, seed=s0)
+    rows = []
+    for v in cfg.sweep:
+        label = C.sweep_label(v)
+        policy, log, best, best_reward = train_stage(base, tokenizer, task, train, settings(objective, C.sweep_config(cfg, v)),
+                                                     rl_seed, run.dir, f"sweep/{label}/{objective}", init_dir=init_dir,
+                                                     lora=lora, select_window=cfg.select_window, tiny=tiny,
+                                                     device=cfg.device, dtype=cfg.dtype, progress=cfg.progress)
+        run.history(log, f"history_sweep_{label}.jsonl")
+        e = evaluate_all(policy, tokenizer, task, test, [t], cfg.max_new_tokens, cfg.batch_size, cfg.n_boot, s0)
+        rows.append(sweep_row(label, v, e[t].summary, best.name, round(best_reward, 3)))
+        del policy
+    return rows
+
+
 def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: float, lora_targets, device="auto",
                  dtype="auto"):
     """(policy, ref): a trainable policy from `base` (or from a saved checkpoint folder) and the frozen
