@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from gpu_check import peak_gib, reset_peak  # noqa: E402 - beside this script
+
 from scorelib import rl, score  # noqa: E402
 from scorelib.models import SHAPES, build_random_model, load_model, n_params, n_trainable, save_model  # noqa: E402
 from scorelib.tasks import load_task  # noqa: E402
@@ -48,16 +50,6 @@ class Killed(Exception):
 
 def parity_reward(response: str, gold: str) -> float:
     return float(len(response) % 2)
-
-
-def peak_gib() -> float:
-    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-
-
-def reset_peak() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
 
 
 def summary(log: list[dict]) -> dict:
@@ -110,25 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         report = dict(shape=args.shape, params=n_params(base), settings=budget)
 
         for name, init in (("stage1", None), ("stage2", work / "run" / "models" / "stage1")):
-            reset_peak()
+            reset_peak(dev)
             s = rl.objective(name, **budget)
             t = time.perf_counter()
             torch.manual_seed(0)  # the fresh adapter's initialisation (the resumption check below repeats it)
             policy, log, best, reward = score.train_stage(base, tok, task, problems, s, 0, work / "run", name,
                                                           init_dir=init, **common)
-            res = summary(log) | dict(wall_s=round(time.perf_counter() - t, 1), peak_gib=round(peak_gib(), 2),
+            res = summary(log) | dict(wall_s=round(time.perf_counter() - t, 1), peak_gib=round(peak_gib(dev), 2),
                                       trainable=n_trainable(policy), selected=best.name)
             print(f"[{name}] {json.dumps(res)}")
             report[name] = res
             if name == "stage1":
                 report["_stage1_log"] = log
             if name == "stage2":
-                reset_peak()
+                reset_peak(dev)
                 t = time.perf_counter()
                 ev = score.evaluate_all(policy, tok, math_task, problems[: args.n_eval], [0.0], args.max_new_tokens,
                                         args.n_eval, 100, 0)[0.0]
                 report["eval"] = dict(problems=args.n_eval, wall_s=round(time.perf_counter() - t, 1),
-                                      peak_gib=round(peak_gib(), 2), acc_t1=ev.summary["acc_t1"],
+                                      peak_gib=round(peak_gib(dev), 2), acc_t1=ev.summary["acc_t1"],
                                       acc_t2=ev.summary["acc_t2"])
                 print(f"[eval] {json.dumps(report['eval'])}")
             del policy

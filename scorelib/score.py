@@ -42,6 +42,13 @@ def sweep_row(label: str, variant: dict, summary: dict, checkpoint: str = "", tr
                 training_reward=training_reward)
 
 
+def selected_row(seed: int, log: list[dict], best: Path, best_reward: float, **extra) -> dict:
+    """One line of a notebook's selected-checkpoints table: the checkpoint kept, its training reward and the run's
+    mean seconds of sampling and of training per step."""
+    return dict(seed=seed, **extra, checkpoint=Path(best).name, training_reward=round(best_reward, 3),
+                sample_s=float(np.mean([x["sample_s"] for x in log])), train_s=float(np.mean([x["train_s"] for x in log])))
+
+
 def run_sweep(objective: str, cfg, base, tokenizer, task, test: list, run, init_dir, rl_seed: int, lora, tiny: bool
               ) -> list[dict]:
     """Each of cfg.sweep's variants trained once on the first seed's training problems (objective 'stage1' or

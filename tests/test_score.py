@@ -137,3 +137,10 @@ def test_training_time_sums_each_seeds_logs(tmp_path):
     t = score.training_time(s1, s2, [0, 7])
     assert t.loc[0].tolist() == pytest.approx([3.0, 1.0, 3.5, 1.5, 9.0 / 60])
     assert t.loc[7].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # no logs for seed 7
+
+
+def test_selected_row_means_seconds_per_step(tmp_path):
+    log = [dict(step=1, sample_s=1.0, train_s=0.5), dict(step=2, sample_s=2.0, train_s=1.5)]
+    row = score.selected_row(3, log, tmp_path / "step_000002", 0.12345, method="Stage I")
+    assert row == dict(seed=3, method="Stage I", checkpoint="step_000002", training_reward=0.123, sample_s=1.5,
+                       train_s=1.0)
