@@ -45,7 +45,7 @@ from scorelib.grading import reward as grade_reward
 from scorelib.models import reference_mode
 from scorelib.objectives import policy_loss, rloo_advantages, shaped_turn2_reward, token_logprobs
 from scorelib.prompts import Protocol
-from scorelib.rollout import rollout
+from scorelib.rollout import cpu_token_budget, length_chunks, rollout
 
 
 @dataclass(frozen=True)
@@ -127,41 +127,54 @@ def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: tor
 
 def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   masks: list[torch.Tensor], advantages: list[torch.Tensor], betas: list[float],
-                  micro_batch: int | None = None, max_grad_norm: float = 1.0, temperature: float = 1.0) -> dict:
+                  micro_batch: int | None = None, max_grad_norm: float = 1.0, temperature: float = 1.0,
+                  token_budget: int | None | str = "auto") -> dict:
     """One optimizer step of the REINFORCE + KL loss (objectives.policy_loss) over a batch of rollouts.
 
-    Rows are processed ``micro_batch`` at a time (gradient accumulation, each chunk cropped to its
-    longest row) so that a real vocabulary's (rows, tokens, vocab) log-softmax fits in memory; the
-    result equals the full-batch loss. Returns the loss and the mean per-token KL of each turn.
+    Rows are right-padded (each row's tokens, then padding): under a causal mask no real token attends to the
+    padding after it, so chunks run without an attention mask (the fused causal attention path). Rows go
+    through the model in chunks (``rollout.length_chunks``: sorted by length, at most ``micro_batch`` rows and
+    ``token_budget`` padded tokens ("auto": ``rollout.cpu_token_budget``), each cropped to its longest row) with gradient accumulation, so that a
+    real vocabulary's (rows, tokens, vocab) log-softmax fits in memory and little compute goes to padding;
+    the result equals the full-batch loss. Returns the loss, the mean per-token KL of each turn and the
+    seconds spent in the reference pass, the policy's forward + backward, and the optimizer step.
     """
+    if bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
+        raise ValueError("policy_update needs right-padded rows (real tokens first, then padding)")
     device = next(policy.parameters()).device
-    n = input_ids.shape[0]
-    mb = micro_batch or n
+    token_budget = cpu_token_budget(policy) if token_budget == "auto" else token_budget
     n_tok = float(sum(m.sum() for m in masks).clamp(min=1))
     kl_sum = [0.0] * len(masks)
     loss_total = 0.0
+    sec = dict(ref_s=0.0, policy_s=0.0)
     opt.zero_grad(set_to_none=True)
     policy.train()
-    for s in range(0, n, mb):
-        rows = slice(s, s + mb)
-        width = int(attention_mask[rows].sum(1).max())  # rows are right-padded
-        ids, att = input_ids[rows, :width].to(device), attention_mask[rows, :width].to(device)
+    for rows in length_chunks(attention_mask.sum(1).tolist(), micro_batch, token_budget):
+        width = int(attention_mask[rows].sum(1).max())
+        ids = input_ids[rows, :width].to(device)
         ms = [m[rows, :width].to(device) for m in masks]
         chunk_tok = float(sum(m.sum() for m in ms))
         if chunk_tok == 0:
             continue
-        logp = token_logprobs(policy, ids, att, temperature)
-        ref_logp = reference_logprobs(policy, ref, ids, att, temperature)
+        t0 = time.perf_counter()
+        ref_logp = reference_logprobs(policy, ref, ids, None, temperature)
+        t1 = time.perf_counter()
+        logp = token_logprobs(policy, ids, None, temperature)
         loss, kl = policy_loss(logp, ref_logp, ms, [a[rows].to(device) for a in advantages], betas)
         (loss * (chunk_tok / n_tok)).backward()
+        sec["ref_s"] += t1 - t0
+        sec["policy_s"] += time.perf_counter() - t1
         loss_total += float(loss.detach()) * chunk_tok / n_tok
         kl = kl.detach()
         for t, m in enumerate(ms):
             kl_sum[t] += float((kl * m).sum())
-    torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], max_grad_norm)
+    t0 = time.perf_counter()
+    grad_norm = torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], max_grad_norm)
     opt.step()
+    sec["step_s"] = time.perf_counter() - t0
     policy.eval()
-    return dict(loss=loss_total, **{f"kl_t{t + 1}": kl_sum[t] / max(1.0, float(m.sum())) for t, m in enumerate(masks)})
+    return dict(loss=loss_total, grad_norm=float(grad_norm),
+                **{f"kl_t{t + 1}": kl_sum[t] / max(1.0, float(m.sum())) for t, m in enumerate(masks)}, **sec)
 
 
 def _trainable_state(model) -> dict:

@@ -13,6 +13,8 @@ import torch
 
 from scorelib import prompts, rl
 from scorelib.models import build_tiny_model, build_tiny_tokenizer
+from scorelib.objectives import policy_loss, token_logprobs
+from scorelib.rollout import rollout
 from scorelib.tasks import toy
 
 # rows grouped by problem, k = 2: problem A (rows 0, 1), problem B (rows 2, 3); columns = turn 1, turn 2
@@ -257,3 +259,42 @@ def test_both_turn2_baselines_have_the_same_expected_gradient(k):
     assert grads["group"][0] == pytest.approx(grads["first_attempt"][0], abs=1e-9)
     assert grads["group"][1] == pytest.approx(grads["first_attempt"][1], abs=1e-9)
     assert abs(grads["group"][0]) > 0.1 and abs(grads["group"][1]) > 0.01  # real gradients, not zeros
+
+
+@pytest.mark.parametrize("micro_batch,budget", [(None, None), (2, None), (None, 40), (3, 25)])
+def test_chunked_update_equals_the_full_batch_masked_loss(tiny, micro_batch, budget):
+    """policy_update's length-sorted chunks without an attention mask give the gradient of the one-batch loss
+    computed with the padding mask (right-padded rows: the padding is invisible under the causal mask)."""
+    tok, problems = tiny
+    ro = rollout(fresh(tok, seed=3), tok, [p.problem for p in problems[:4]], [p.answer for p in problems[:4]],
+                 prompts.TOY, text_reward, n_turns=2, k=2, temperature=1.0, max_new_tokens=8, seed=1)
+    assert len(set(ro.attention_mask.sum(1).tolist())) > 1  # rows of different lengths
+    s = settings(k=2)
+    adv, _ = rl.advantages(ro.rewards, s)
+    masks = [ro.attempt_mask(t + 1).float() for t in range(2)]
+    betas = [0.1, 0.01]
+    ref = fresh(tok, seed=5)
+    want = fresh(tok, seed=4)
+    logp = token_logprobs(want, ro.input_ids, ro.attention_mask)
+    with torch.no_grad():
+        ref_logp = token_logprobs(ref, ro.input_ids, ro.attention_mask)
+    loss, _ = policy_loss(logp, ref_logp, masks, adv, betas)
+    loss.backward()
+    got = fresh(tok, seed=4)
+    opt = torch.optim.SGD(got.parameters(), lr=0.0)  # lr 0: compare gradients, weights unchanged
+    out = rl.policy_update(got, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, betas,
+                           micro_batch=micro_batch, max_grad_norm=1e9, token_budget=budget)
+    assert out["loss"] == pytest.approx(float(loss.detach()), rel=1e-4)  # float sums in another order
+    for (name, a), b in zip(want.named_parameters(), got.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), name
+    assert {"ref_s", "policy_s", "step_s", "grad_norm"} <= set(out)
+
+
+def test_update_refuses_left_padded_rows(tiny):
+    tok, _ = tiny
+    ids = torch.tensor([[0, 5, 6], [5, 6, 7]])
+    att = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    m = torch.ones(2, 3)
+    with pytest.raises(ValueError, match="right-padded"):
+        rl.policy_update(fresh(tok), None, torch.optim.SGD(fresh(tok).parameters(), lr=0.1), ids, att, [m],
+                         [torch.zeros(2)], [0.0])

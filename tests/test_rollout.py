@@ -211,7 +211,9 @@ def test_texts_rewards_and_accessors(greedy, tok, problems):
     assert greedy.rewards.tolist() == want
     assert np.array_equal(greedy.correct, greedy.rewards > 0)
     assert greedy.n_turns == 2
-    assert greedy.meta == dict(temperature=0.0, k=1, n_turns=2, max_new_tokens=MAX_NEW)
+    seconds = greedy.meta["seconds"]
+    assert {k: v for k, v in greedy.meta.items() if k != "seconds"} == dict(temperature=0.0, k=1, n_turns=2, max_new_tokens=MAX_NEW, engine="compact")
+    assert set(seconds) == {"decode_t1", "decode_t2", "score"} and all(v >= 0 for v in seconds.values())
     assert np.array_equal(greedy.problem_index, np.arange(N_PROBLEMS))
 
 
@@ -286,6 +288,47 @@ def test_generate_batch_equals_unbatched_generate(model, tok, problems):
                              max_new_tokens=MAX_NEW, do_sample=False, eos_token_id=stop,
                              pad_token_id=tok.pad_token_id)
         assert got == out[0, len(ctx):].tolist()
+
+
+def test_compact_engine_equals_generate_greedy(greedy, model, tok, problems):
+    """The compacting decoder (finished rows leave the batch) gives model.generate's greedy ids, both turns."""
+    other = _run(model, tok, problems, n_turns=2, engine="generate")
+    assert other.attempt_ids == greedy.attempt_ids and greedy.meta["engine"] == "compact"
+    assert torch.equal(other.input_ids, greedy.input_ids)
+
+
+def test_decode_budget_groups_do_not_change_greedy_ids(greedy, model, tok, problems):
+    """Rows decoded in small length-sorted groups come back in row order with the same ids."""
+    other = _run(model, tok, problems, n_turns=2, decode_budget=40)
+    assert other.attempt_ids == greedy.attempt_ids
+
+
+def test_compact_sampling_follows_the_softmax(model, tok, problems):
+    """At T=1.5 the first sampled token's frequencies over 4,000 rows match softmax(logits / 1.5)."""
+    ctx = R.encode_turn1(tok, prompts.TOY, problems[0].problem)
+    with torch.no_grad():
+        probs = torch.softmax(model(input_ids=torch.tensor([ctx])).logits[0, -1] / 1.5, -1)
+    torch.manual_seed(0)
+    n = 4000
+    out = R.sample_compact(model, [ctx] * n, 1.5, 1, R.stop_token_ids(model, tok), tok.pad_token_id)
+    assert all(len(y) == 1 for y in out)
+    freq = torch.bincount(torch.tensor([y[0] for y in out]), minlength=probs.numel()).float() / n
+    se = (probs * (1 - probs) / n).sqrt()
+    assert float(((freq - probs).abs() - 4 * se).max()) < 1e-3
+
+
+def test_length_chunks_by_hand():
+    # sorted longest first (ties in row order): 1(9) 3(9) 0(5) 4(3) 2(2)
+    assert R.length_chunks([5, 9, 2, 9, 3], None, None) == [[1, 3, 0, 4, 2]]
+    assert R.length_chunks([5, 9, 2, 9, 3], 2, None) == [[1, 3], [0, 4], [2]]
+    # budget 18 padded tokens: [1, 3] = 2 x 9; [0, 4, 2] = 3 x 5 = 15; a row longer than the budget is alone
+    assert R.length_chunks([5, 9, 2, 9, 3], None, 18) == [[1, 3], [0, 4, 2]]
+    assert R.length_chunks([30, 2], None, 18) == [[0], [1]]
+
+
+def test_bad_engine(model, tok, problems):
+    with pytest.raises(ValueError, match="engine"):
+        _run(model, tok, problems[:1], engine="vllm")
 
 
 # ------------------------------------------------------------------------------------------
