@@ -68,9 +68,79 @@ class RLSettings:
     max_new_tokens: int = 160
     micro_batch: int | None = None  # rows per forward/backward (None: the whole batch)
     checkpoint_every: int = 0  # 0: only the final checkpoint (when a checkpoint_dir is given)
+    # Departures the paper leaves open (each off by default; see runbook.md for what they did on validation):
+    lr_warmup: int = 0  # steps of linear warm-up from 0 to lr
+    lr_schedule: str = "constant"  # "constant" or "cosine" (to lr / 10 at the last step, after the warm-up)
+    drop_flat_groups: bool = False  # leave out of the update the groups whose advantages are all 0 (no signal)
+    turn_budget: str = "joint"  # "joint": one loss, one clip, one Adam; "per_turn": each turn its own clip and Adam
+    save_start: bool = False  # also checkpoint the starting policy (step 0), so selection can keep it
 
 
 OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn")
+LR_SCHEDULES = ("constant", "cosine")
+TURN_BUDGETS = ("joint", "per_turn")
+
+
+def check_settings(s: RLSettings) -> None:
+    """ValueError for settings the trainer cannot run."""
+    if s.k < 2:
+        raise ValueError("RLOO needs k >= 2 samples per problem")
+    if s.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
+    if s.turn_budget not in TURN_BUDGETS:
+        raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {s.turn_budget!r}")
+    if s.lr_warmup < 0 or s.lr_warmup >= max(1, s.steps) and s.lr_warmup:
+        raise ValueError(f"lr_warmup must be in [0, steps), got {s.lr_warmup} for {s.steps} steps")
+
+
+def lr_at(s: RLSettings, step: int) -> float:
+    """The learning rate of 0-based step `step`: linear warm-up over lr_warmup steps, then constant or a cosine
+    from lr down to lr / 10 at the last step."""
+    if step < s.lr_warmup:
+        return s.lr * (step + 1) / (s.lr_warmup + 1)
+    if s.lr_schedule == "constant":
+        return s.lr
+    span = max(1, s.steps - 1 - s.lr_warmup)
+    frac = min(1.0, (step - s.lr_warmup) / span)
+    return float(s.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * frac))))
+
+
+class PerTurnAdam:
+    """One Adam per turn over the same parameters (``turn_budget="per_turn"``): each turn's gradient is clipped
+    and normalised on its own, so a turn with large advantages (Stage II's shaped turn 2) cannot drown the other
+    turn's signal in a shared clip and a shared second-moment estimate. Behaves as one optimizer for
+    checkpoints (state_dict) and learning-rate schedules (param_groups)."""
+
+    def __init__(self, params, lr: float, n_turns: int):
+        params = list(params)
+        self.opts = [torch.optim.Adam(params, lr=lr) for _ in range(n_turns)]
+
+    @property
+    def param_groups(self) -> list:
+        return [g for o in self.opts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return dict(per_turn=[o.state_dict() for o in self.opts])
+
+    def load_state_dict(self, state: dict) -> None:
+        for o, st in zip(self.opts, state["per_turn"]):
+            o.load_state_dict(st)
+
+
+def make_optimizer(policy, s: RLSettings):
+    """Adam over the trainable weights (one per turn when s.turn_budget is "per_turn")."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    return PerTurnAdam(params, s.lr, s.n_turns) if s.turn_budget == "per_turn" else torch.optim.Adam(params, lr=s.lr)
+
+
+def signal_rows(advantages: list[torch.Tensor], k: int) -> torch.Tensor:
+    """(N,) booleans: rows whose RLOO group (k consecutive rows) has a non-zero advantage in some turn."""
+    nonzero = torch.stack([a != 0 for a in advantages]).any(0).view(-1, k).any(1)
+    return nonzero.repeat_interleave(k)
 
 
 def objective(name: str, alpha: float = 10.0, beta1: float = 0.01, beta2: float = 0.1, **budget) -> RLSettings:
@@ -136,14 +206,19 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     through the model in chunks (``rollout.length_chunks``: sorted by length, at most ``micro_batch`` rows and
     ``token_budget`` padded tokens ("auto": ``rollout.cpu_token_budget``), each cropped to its longest row) with gradient accumulation, so that a
     real vocabulary's (rows, tokens, vocab) log-softmax fits in memory and little compute goes to padding;
-    the result equals the full-batch loss. Returns the loss, the mean per-token KL of each turn and the
-    seconds spent in the reference pass, the policy's forward + backward, and the optimizer step.
+    the result equals the full-batch loss. With a ``PerTurnAdam`` each turn's loss (averaged over that turn's
+    tokens) has its own gradient, clipped to max_grad_norm and stepped by its own Adam. Returns the loss, the
+    gradient norm before clipping, the mean per-token KL of each turn and the seconds spent in the reference pass, the policy's forward + backward, and the optimizer step.
     """
     if bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
         raise ValueError("policy_update needs right-padded rows (real tokens first, then padding)")
     device = next(policy.parameters()).device
     token_budget = cpu_token_budget(policy) if token_budget == "auto" else token_budget
     n_tok = float(sum(m.sum() for m in masks).clamp(min=1))
+    per_turn = isinstance(opt, PerTurnAdam)
+    params_list = [p for p in policy.parameters() if p.requires_grad]
+    turn_tok = [max(1.0, float(m.sum())) for m in masks]
+    turn_grads = [[None] * len(params_list) for _ in masks]
     kl_sum = [0.0] * len(masks)
     loss_total = 0.0
     sec = dict(ref_s=0.0, policy_s=0.0)
@@ -160,8 +235,20 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
         ref_logp = reference_logprobs(policy, ref, ids, None, temperature)
         t1 = time.perf_counter()
         logp = token_logprobs(policy, ids, None, temperature)
-        loss, kl = policy_loss(logp, ref_logp, ms, [a[rows].to(device) for a in advantages], betas)
-        (loss * (chunk_tok / n_tok)).backward()
+        adv = [a[rows].to(device) for a in advantages]
+        loss, kl = policy_loss(logp, ref_logp, ms, adv, betas)
+        if per_turn:  # each turn's own mean loss, its gradient kept apart
+            for t in range(len(ms)):
+                if float(ms[t].sum()) == 0:
+                    continue
+                loss_t, _ = policy_loss(logp, ref_logp, [ms[t]], [adv[t]], [betas[t]])
+                grads = torch.autograd.grad(loss_t * (float(ms[t].sum()) / turn_tok[t]), params_list,
+                                            retain_graph=True, allow_unused=True)
+                for i, g in enumerate(grads):
+                    if g is not None:
+                        turn_grads[t][i] = g if turn_grads[t][i] is None else turn_grads[t][i] + g
+        else:
+            (loss * (chunk_tok / n_tok)).backward()
         sec["ref_s"] += t1 - t0
         sec["policy_s"] += time.perf_counter() - t1
         loss_total += float(loss.detach()) * chunk_tok / n_tok
@@ -169,8 +256,18 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
         for t, m in enumerate(ms):
             kl_sum[t] += float((kl * m).sum())
     t0 = time.perf_counter()
-    grad_norm = torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], max_grad_norm)
-    opt.step()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    if per_turn:
+        norms = []
+        for t, o in enumerate(opt.opts):
+            for p, g in zip(params, turn_grads[t]):
+                p.grad = g
+            norms.append(float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm)))
+            o.step()
+        grad_norm = float(np.sqrt(sum(x * x for x in norms)))
+    else:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        opt.step()
     sec["step_s"] = time.perf_counter() - t0
     policy.eval()
     return dict(loss=loss_total, grad_norm=float(grad_norm),
@@ -239,6 +336,22 @@ def best_checkpoint(checkpoint_dir: str | Path, window: int = 10) -> tuple[Path,
     return best, best_r
 
 
+def best_checkpoint_by(checkpoint_dir: str | Path, policy, score_fn) -> tuple[Path, float, list[dict]]:
+    """The checkpoint whose weights score highest under ``score_fn(policy) -> float`` (e.g. greedy reward on
+    validation problems; ties go to the earlier checkpoint). Every complete checkpoint is a candidate, the
+    starting policy's ``step_000000`` too when the run saved it. Leaves the last candidate's weights loaded.
+    Returns (path, score, one dict of step and score per candidate)."""
+    scored = []
+    for c in checkpoints(checkpoint_dir):
+        step, _ = load_checkpoint(c, policy)
+        policy.eval()
+        scored.append(dict(checkpoint=c, step=step, score=float(score_fn(policy))))
+    if not scored:
+        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
+    best = max(scored, key=lambda r: (r["score"], -r["step"]))
+    return best["checkpoint"], best["score"], [dict(step=r["step"], score=r["score"]) for r in scored]
+
+
 def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSettings, seed: int = 0,
              progress: bool = True, reward_fn=grade_reward, extract_fn=extract_answer, checkpoint_dir=None,
              micro_batch: int | None = None, run_info: dict | None = None) -> list[dict]:
@@ -247,9 +360,8 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
     turn, mean reward and shaped reward, seconds sampling and training); resumes from checkpoint_dir."""
     if s.problems_per_step > len(problems):
         raise ValueError(f"problems_per_step {s.problems_per_step} > {len(problems)} training problems")
-    if s.k < 2:
-        raise ValueError("RLOO needs k >= 2 samples per problem")
-    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s.lr)
+    check_settings(s)
+    opt = make_optimizer(policy, s)
     if ref is not None:
         ref.eval()
     start, log = 0, []
@@ -265,6 +377,8 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
             raise ValueError(f"{checkpoint_dir} holds checkpoints of a different run (differs in {diff}): use "
                              "another run_name, or delete that folder to start afresh")
         start, log = load_checkpoint(done[-1], policy, opt)
+    elif checkpoint_dir is not None and s.save_start:
+        save_checkpoint(Path(checkpoint_dir) / "step_000000", policy, opt, 0, [], run)
     for step in tqdm(range(start, s.steps), desc="rl", disable=not progress, leave=False, initial=start,
                      total=s.steps):
         t0 = time.perf_counter()
@@ -277,8 +391,16 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
         adv, rew = advantages(ro.rewards, s)
         masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
         betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
-        upd = policy_update(policy, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, betas,
-                            micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
+        keep = signal_rows(adv, s.k) if s.drop_flat_groups else torch.ones(len(ro.problem_index), dtype=torch.bool)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(s, step)
+        if bool(keep.any()):
+            upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
+                                [m[keep] for m in masks], [a[keep] for a in adv], betas,
+                                micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
+        else:  # no group has any signal: nothing to learn this step
+            upd = dict(loss=0.0, grad_norm=0.0, **{f"kl_t{t + 1}": float("nan") for t in range(s.n_turns)})
+        rew.update(lr=lr_at(s, step), signal_groups=100 * float(signal_rows(adv, s.k).float().mean()))
         c = ro.correct
         row = dict(step=step + 1, acc_t1=100 * float(c[:, 0].mean()), **rew, **upd,
                    sample_s=t1 - t0, train_s=time.perf_counter() - t1)

@@ -123,9 +123,11 @@ class Killed(Exception):
     pass
 
 
-def test_killed_run_resumes_exactly(tiny, tmp_path):
+@pytest.mark.parametrize("options", [{}, dict(turn_budget="per_turn", lr_warmup=2, lr_schedule="cosine",
+                                                drop_flat_groups=True)])
+def test_killed_run_resumes_exactly(tiny, tmp_path, options):
     tok, problems = tiny
-    s = settings(checkpoint_every=2, steps=5)
+    s = settings(checkpoint_every=2, steps=5, **options)
     whole = fresh(tok)
     log_whole = rl.rl_train(whole, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
                             checkpoint_dir=tmp_path / "whole")
@@ -298,3 +300,68 @@ def test_update_refuses_left_padded_rows(tiny):
     with pytest.raises(ValueError, match="right-padded"):
         rl.policy_update(fresh(tok), None, torch.optim.SGD(fresh(tok).parameters(), lr=0.1), ids, att, [m],
                          [torch.zeros(2)], [0.0])
+
+
+def test_learning_rate_schedule_by_hand():
+    s = settings(lr=1.0, steps=10, lr_warmup=2, lr_schedule="cosine")
+    assert [rl.lr_at(s, i) for i in (0, 1)] == pytest.approx([1 / 3, 2 / 3])
+    assert rl.lr_at(s, 2) == pytest.approx(1.0) and rl.lr_at(s, 9) == pytest.approx(0.1)
+    assert rl.lr_at(s, 5) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 3 / 7)))
+    assert [rl.lr_at(settings(lr=0.5, steps=4), i) for i in range(4)] == [0.5] * 4
+    for bad in (dict(lr_schedule="linear"), dict(turn_budget="both"), dict(lr_warmup=4, steps=4), dict(k=1)):
+        with pytest.raises(ValueError):
+            rl.check_settings(settings(**bad))
+
+
+def test_signal_rows_by_hand():
+    a1 = torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0])
+    a2 = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.5, -0.5])
+    assert rl.signal_rows([a1, a2], 2).tolist() == [False, False, True, True, True, True]
+    assert rl.signal_rows([a1], 3).tolist() == [True] * 6  # one non-zero row makes its whole group count
+
+
+def test_per_turn_budget_with_one_silent_turn_is_plain_adam_on_that_turn(tiny):
+    """With turn 2 silent (advantage 0, beta 0) the per-turn update is one Adam step on turn 1's loss averaged over
+    turn 1's tokens (turn 2's Adam sees zero gradients and moves nothing)."""
+    tok, problems = tiny
+    ro = rollout(fresh(tok, seed=3), tok, [p.problem for p in problems[:4]], [p.answer for p in problems[:4]],
+                 prompts.TOY, text_reward, n_turns=2, k=2, temperature=1.0, max_new_tokens=8, seed=1)
+    masks = [ro.attempt_mask(t + 1).float() for t in range(2)]
+    adv = [torch.tensor([1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.5, -0.5]), torch.zeros(8)]
+    ref = fresh(tok, seed=5)
+    want = fresh(tok, seed=4)
+    opt = torch.optim.Adam(want.parameters(), lr=1e-3)
+    with torch.no_grad():
+        ref_logp = token_logprobs(ref, ro.input_ids, ro.attention_mask)
+    loss, _ = policy_loss(token_logprobs(want, ro.input_ids, ro.attention_mask), ref_logp, masks[:1], adv[:1], [0.1])
+    loss.backward()
+    opt.step()
+    got = fresh(tok, seed=4)
+    per_turn = rl.make_optimizer(got, settings(lr=1e-3, turn_budget="per_turn"))
+    assert isinstance(per_turn, rl.PerTurnAdam) and len(per_turn.opts) == 2
+    rl.policy_update(got, ref, per_turn, ro.input_ids, ro.attention_mask, masks, adv, [0.1, 0.0], max_grad_norm=1e9)
+    for a, b in zip(want.parameters(), got.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_start_checkpoint_and_selection_by_a_score(tiny, tmp_path):
+    tok, problems = tiny
+    s = settings(steps=4, checkpoint_every=2, save_start=True)
+    policy = fresh(tok)
+    rl.rl_train(policy, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                checkpoint_dir=tmp_path)
+    assert [c.name for c in rl.checkpoints(tmp_path)] == ["step_000000", "step_000002", "step_000004"]
+    start = fresh(tok)
+    rl.load_checkpoint(tmp_path / "step_000000", policy)
+    for a, b in zip(policy.parameters(), start.parameters()):
+        assert torch.equal(a, b)  # step 0 is the starting policy
+    # a score that prefers the start; then a flat score: ties go to the earliest candidate
+    best, score, table = rl.best_checkpoint_by(tmp_path, policy, lambda m: 0.0)
+    assert best.name == "step_000000" and score == 0.0 and [r["step"] for r in table] == [0, 2, 4]
+    w0 = next(start.parameters()).detach()
+    best, _, _ = rl.best_checkpoint_by(tmp_path, policy, lambda m: -float((next(m.parameters()) - w0).abs().sum()))
+    assert best.name == "step_000000"
+    best, _, _ = rl.best_checkpoint_by(tmp_path, policy, lambda m: float((next(m.parameters()) - w0).abs().sum()))
+    assert best.name != "step_000000"
+    # training-reward selection never picks the start (it has no training steps to judge it by)
+    assert rl.best_checkpoint(tmp_path, window=2)[0].name != "step_000000"
