@@ -28,7 +28,7 @@ import numpy as np
 from scorelib.grading import reward as grade_reward
 from scorelib.prompts import Protocol
 from scorelib.rollout import encode_glue, encode_turn1, glue_after, rollout
-from scorelib.tasks.toy import Problem, corrupt_solution
+from scorelib.tasks.toy import Problem, alt_solution, corrupt_solution
 from scorelib.training import Example, train_masked_lm
 
 
@@ -41,6 +41,8 @@ class CorpusMix:
     fix_rate: float = 0.6  # P(y2 is a correct solution | y1 wrong), else y2 copies y1
     break_rate: float = 0.4  # P(y2 is a wrong solution | y1 right), else y2 copies y1
     error_source: str = "own"  # "own": y1 is the model's own attempt; "injected": a corrupted reference
+    turn2_mode: str = "edit"  # "edit": fix_rate / break_rate by y1's correctness; "rewrite": see rewrite_rate
+    rewrite_rate: float = 0.7  # "rewrite": P(y2 re-solves the problem in the second style | any y1), else a copy
 
 
 def single_example(tokenizer, protocol: Protocol, problem: str, solution: str) -> Example:
@@ -88,7 +90,11 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
     eos = tokenizer.eos_token_id
     wrong = [a for a in attempts if not a.correct]
     right = [a for a in attempts if a.correct]
-    counts = dict(single=0, wrong_fix=0, wrong_copy=0, right_copy=0, right_break=0, stand_in=0)
+    if mix.turn2_mode not in ("edit", "rewrite"):
+        raise ValueError(f"turn2_mode must be 'edit' or 'rewrite', got {mix.turn2_mode!r}")
+    counts = dict(single=0, wrong_fix=0, wrong_copy=0, right_copy=0, right_break=0, stand_in=0) \
+        if mix.turn2_mode == "edit" else dict(single=0, wrong_rewrite=0, wrong_copy=0, right_rewrite=0, right_copy=0,
+                                              stand_in=0)
     if not singles:
         raise ValueError("no training problems for the phase-2 corpus")
     out: list[Example] = []
@@ -109,7 +115,11 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
             p = rng.choice(singles)
             y1_text = corrupt_solution(p, rng)[0] if y1_wrong else p.solution
             y1_ids = enc(y1_text)
-        if y1_wrong:
+        if mix.turn2_mode == "rewrite":  # the same choice whatever y1's correctness: the corpus reveals none
+            rewrite = rng.random() < mix.rewrite_rate
+            y2 = alt_solution(p)[0] if rewrite else y1_text
+            counts[("wrong_" if y1_wrong else "right_") + ("rewrite" if rewrite else "copy")] += 1
+        elif y1_wrong:
             fix = rng.random() < mix.fix_rate
             y2 = p.solution if fix else y1_text
             counts["wrong_fix" if fix else "wrong_copy"] += 1
@@ -134,7 +144,8 @@ def corpus_table(counts: dict) -> "pd.DataFrame":
 
 def mix_from_config(cfg) -> CorpusMix:
     """The corpus mix named by a PretrainConfig's fields."""
-    return CorpusMix(cfg.single_frac, cfg.wrong_frac, cfg.fix_rate, cfg.break_rate, cfg.error_source)
+    return CorpusMix(cfg.single_frac, cfg.wrong_frac, cfg.fix_rate, cfg.break_rate, cfg.error_source,
+                     getattr(cfg, "turn2_mode", "edit"), getattr(cfg, "rewrite_rate", 0.7))
 
 
 def run_phase1(model, tokenizer, protocol: Protocol, train: list[Problem], cfg) -> list[dict]:
