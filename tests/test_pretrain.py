@@ -53,7 +53,7 @@ def test_bad_generator_arguments():
     with pytest.raises(ValueError, match="valid skills"):
         toy.generate(5, skills=("div",))
     with pytest.raises(ValueError, match="split"):
-        toy.generate(5, split="val")
+        toy.generate(5, split="validation")
     with pytest.raises(ValueError, match="not a toy-world statement"):
         toy.parse_statement("What is 2+2?")
 

@@ -2,12 +2,15 @@
 
 A ``Task`` bundles what every notebook needs to run on it: the prompt protocol, the binary
 reward r̂(y, y*), how to read the "answer" out of a response (for the different-answer rate),
-and its held-out and training problems as MATH-format ``Problem`` records. For the code tasks
-a record's ``problem`` is the prompt, ``answer`` the task id (the reward looks the tests up by
-it) and ``solution`` the reference program.
+and its test, validation and training problems as MATH-format ``Problem`` records. For the
+code tasks a record's ``problem`` is the prompt, ``answer`` the task id (the reward looks the
+tests up by it) and ``solution`` the reference program. The three splits never overlap:
+settings are chosen on validation problems and numbers reported on test problems
+(``scorelib.protocol``).
 
     task = load_task("math", data_path="MATH500.jsonl", train_path="MATH_train.jsonl")
     test = task.test_problems(500)
+    val = task.eval_problems("val", 500)   # the validation split, for choosing settings
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from scorelib import grading, prompts
 from scorelib.tasks.toy import Problem
 
 TASK_NAMES = ("toy", "math", "humaneval")
+EVAL_SPLITS = ("val", "test")
+MATH_VAL_SIZE = 500  # MATH: validation problems carved from the training file (at most a fifth of it)
+MATH_VAL_SEED = "math-val"  # the fixed shuffle that picks them
 
 
 @dataclass
@@ -32,11 +38,26 @@ class Task:
     extract: Callable[[str], str | None]  # the part of a response compared across turns
     _test: Callable[[int | None], list] = field(repr=False)
     _train: Callable[..., list] = field(repr=False)
+    _val: Callable[[int | None], list] = field(repr=False)
     describe: str = ""
 
     def test_problems(self, n: int | None = None) -> list[Problem]:
-        """The first n held-out problems (all of them when n is None or larger than the set)."""
+        """The first n test problems (all of them when n is None or larger than the set): report numbers on
+        these, choose nothing on them."""
         return list(self._test(n))
+
+    def val_problems(self, n: int | None = None) -> list[Problem]:
+        """The first n validation problems (all of them when n is None or larger than the set): held out from
+        training and from the test split; every choice (sweeps, tuning) is made on these."""
+        return list(self._val(n))
+
+    def eval_problems(self, split: str, n: int | None = None) -> list[Problem]:
+        """The first n held-out problems of a split: 'val' (validation) or 'test'."""
+        if split == "val":
+            return self.val_problems(n)
+        if split == "test":
+            return self.test_problems(n)
+        raise ValueError(f"evaluation split must be one of {EVAL_SPLITS}, got {split!r}")
 
     def train_problems(self, n: int | None = None, seed: int = 0, **kw) -> list[Problem]:
         """n training problems drawn with the seed (all of a fixed set when n is None); kw go to the
@@ -91,17 +112,36 @@ def _no_train(name: str, what: str):
     return fail
 
 
+def _no_val(name: str, what: str):
+    def fail(*_, **__):
+        raise ValueError(f"task {name!r}: the validation split is carved from the training data, so validation "
+                         f"needs train_path ({what})")
+    return fail
+
+
 def _toy_task(**_) -> Task:
     from scorelib.tasks import toy
 
     def test(n):  # the toy world's fixed held-out set (its "MATH500"): uniform over levels, seed 0
         return toy.generate(2048 if n is None else n, "test", seed=0)
 
+    def val(n):  # the validation set, drawn like the test set from its own hash buckets
+        return toy.generate(2048 if n is None else n, "val", seed=0)
+
     def train(n, seed, **kw):
         return toy.generate(30_000 if n is None else n, "train", seed=seed, **kw)
 
-    return Task("toy", prompts.TOY, grading.reward, grading.extract_answer, test, train,
+    return Task("toy", prompts.TOY, grading.reward, grading.extract_answer, test, train, val,
                 describe="toy world: column arithmetic, levels 1-5")
+
+
+def math_val_split(train: list) -> tuple[list, list]:
+    """(validation, train) of MATH's training problems: shuffled with a fixed seed, the first MATH_VAL_SIZE (at
+    most a fifth of them) are validation, the rest train."""
+    ps = list(train)
+    random.Random(MATH_VAL_SEED).shuffle(ps)
+    n_val = min(MATH_VAL_SIZE, len(ps) // 5)
+    return ps[:n_val], ps[n_val:]
 
 
 def _math_task(data_path: str = "", train_path: str = "", **_) -> Task:
@@ -112,15 +152,29 @@ def _math_task(data_path: str = "", train_path: str = "", **_) -> Task:
         raise ValueError("task 'math' needs data_path: a MATH500 JSONL/parquet file "
                          "(problem, solution, answer, subject, level)")
 
+    cache: dict = {}
+
+    def splits():  # (validation, train): MATH500 removed from the training file, then the validation slice
+        if "splits" not in cache:
+            cache["splits"] = math_val_split(math_task.load_math_splits(train_path, test_path)[0])
+        return cache["splits"]
+
     def test(n):
         return _first(math_task.load_math(test_path), n)
 
-    def train(n, seed):
-        return _shuffled(math_task.load_math_splits(train_path, test_path)[0], n, seed)
+    def val(n):
+        ps = splits()[0]
+        if not ps:
+            raise ValueError(f"{train_path} has too few training problems to carve a validation split "
+                             f"(a fifth of them, at most {MATH_VAL_SIZE})")
+        return _first(ps, n)
 
+    def train(n, seed):
+        return _shuffled(splits()[1], n, seed)
+
+    what = "the MATH training problems (e.g. all 12,500 minus MATH500, the PRM800K split)"
     return Task("math", prompts.MATH, grading.reward, grading.extract_answer, test,
-                train if train_path else _no_train("math", "the MATH training problems (e.g. all 12,500 "
-                                                          "minus MATH500, the PRM800K split)"),
+                train if train_path else _no_train("math", what), val if train_path else _no_val("math", what),
                 describe=f"MATH: evaluate on {Path(test_path).name}" + (f", train on {Path(train_path).name}"
                                                                        if train_path else ""))
 
@@ -140,18 +194,30 @@ def _humaneval_task(data_path: str = "", train_path: str = "", timeout_s: float 
     reward = CodeReward({p["task_id"]: (p, humaneval.check_many) for p in he}, timeout_s=timeout_s)
     cache: dict = {}
 
-    def train(n, seed):
-        # MBPP's train split, each prompt the canonical 3-shot prompt; graded by its own tests.
-        if "rows" not in cache:
-            rows = mbpp.load_mbpp(train_path, split="train")
+    def mbpp_split(split):
+        # An MBPP split ('train': task ids 601-974, 'validation': 511-600), each prompt the canonical 3-shot prompt;
+        # graded by its own tests.
+        if split not in cache:
+            rows = mbpp.load_mbpp(train_path, split=split)
             shots = [r for r in mbpp.load_mbpp(train_path, split="prompt") if r["task_id"] in mbpp.SHOT_TASK_IDS]
             reward.add({f"mbpp/{r['task_id']}": (r, mbpp.check_many) for r in rows})
-            cache["rows"] = [_code_problem(f"mbpp/{r['task_id']}", mbpp.mbpp_prompt(r, shots), r["code"], "mbpp")
-                             for r in rows]
-        return _shuffled(cache["rows"], n, seed)
+            cache[split] = [_code_problem(f"mbpp/{r['task_id']}", mbpp.mbpp_prompt(r, shots), r["code"], "mbpp")
+                            for r in rows]
+        return cache[split]
 
+    def train(n, seed):
+        return _shuffled(mbpp_split("train"), n, seed)
+
+    def val(n):
+        ps = mbpp_split("validation")
+        if not ps:
+            raise ValueError(f"{train_path} has no MBPP validation problems (task ids 511-600)")
+        return _first(ps, n)
+
+    what = "an MBPP JSONL file (mbpp.jsonl)"
     return Task("humaneval", prompts.CODE, reward, humaneval.extract_code, lambda n: _first(test, n),
-                train if train_path else _no_train("humaneval", "an MBPP JSONL file (mbpp.jsonl)"),
+                train if train_path else _no_train("humaneval", what),
+                val if train_path else _no_val("humaneval", what),
                 describe=f"HumanEval ({len(test)} problems)" + (", train on MBPP" if train_path else ""))
 
 

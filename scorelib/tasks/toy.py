@@ -32,7 +32,9 @@ from scorelib.grading import FINAL_ANSWER_PREFIX, FINAL_ANSWER_SUFFIX
 
 SKILLS = ("add", "sub", "mul", "combo")
 LEVELS = (1, 2, 3, 4, 5)
-TEST_BUCKET_PERCENT = 20  # a problem whose text hashes into the first 20% of buckets is test-only
+TEST_BUCKET_PERCENT = 20  # a problem whose text hashes into buckets [0, 20) of 100 is test-only
+VAL_BUCKET_PERCENT = 10  # buckets [20, 30) are validation-only; [30, 100) are training problems
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,20 @@ def write_solution(steps: list[str], answer: int | str) -> str:
     return " ".join(steps) + " " + final_answer(str(answer))
 
 
+def _bucket(text: str) -> int:
+    """The statement's hash bucket, 0-99."""
+    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16) % 100
+
+
+def split_of(text: str) -> str:
+    """'test', 'val' or 'train': a deterministic split by a hash of the statement, so the three never overlap."""
+    h = _bucket(text)
+    return "test" if h < TEST_BUCKET_PERCENT else "val" if h < TEST_BUCKET_PERCENT + VAL_BUCKET_PERCENT else "train"
+
+
 def is_test_problem(text: str) -> bool:
-    """Deterministic split by a hash of the statement, so train and test never overlap."""
-    h = int(hashlib.md5(text.encode()).hexdigest()[:8], 16)
-    return h % 100 < TEST_BUCKET_PERCENT
+    """Whether the statement belongs to the test split (see split_of)."""
+    return _bucket(text) < TEST_BUCKET_PERCENT
 
 
 def check_level_weights(weights, n_levels: int = len(LEVELS)) -> None:
@@ -197,10 +209,10 @@ def generate(n: int, split: str = "train", seed: int = 0, skills: tuple[str, ...
 
     Draws are independent, so the small level-1 pools (e.g. one-digit sums) repeat: each
     level keeps its share, and a repeated problem counts once per draw in every metric.
-    Train and test never share a problem (the split is by a hash of the statement).
+    Train, val and test never share a problem (the split is by a hash of the statement, see split_of).
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     for s in skills:
@@ -212,7 +224,6 @@ def generate(n: int, split: str = "train", seed: int = 0, skills: tuple[str, ...
     weights = list(level_weights) if level_weights is not None else [1.0] * len(levels)
     check_level_weights(weights, len(levels))
     rng = random.Random(f"toy-{split}-{seed}")
-    want_test = split == "test"
     out: list[Problem] = []
     draws = 0
     while len(out) < n:
@@ -222,7 +233,7 @@ def generate(n: int, split: str = "train", seed: int = 0, skills: tuple[str, ...
         skill, level = rng.choice(skills), rng.choices(levels, weights)[0]
         ops = draw_operands(rng, skill, level)
         text = statement(skill, ops)
-        if is_test_problem(text) != want_test:
+        if split_of(text) != split:
             continue
         steps, ans = solve(skill, ops)
         out.append(Problem(text, write_solution(steps, ans), str(ans), skill, level,
