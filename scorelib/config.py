@@ -22,6 +22,7 @@ import yaml
 from scorelib.tasks.toy import check_level_weights
 
 TASKS = ("toy", "math", "humaneval")
+EVAL_SPLITS = ("test", "val")  # test: the reported numbers; val: every choice (scorelib/protocol.py)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -97,6 +98,14 @@ def _check_training(cfg) -> None:
            f"seeds must be a non-empty list of distinct integers >= 0, got {cfg.seeds!r}")
 
 
+def _check_eval_split(cfg) -> None:
+    """eval_split is 'test' or 'val'; validation problems of a real task come from its training file."""
+    _check(cfg.eval_split in EVAL_SPLITS, f"eval_split must be one of {EVAL_SPLITS}, got {cfg.eval_split!r}")
+    _check(cfg.eval_split != "val" or cfg.task == "toy" or bool(cfg.train_path),
+           f"eval_split 'val' on task {cfg.task!r} needs train_path: the validation split is carved from the "
+           "training data (math: the MATH training problems; humaneval: mbpp.jsonl, task ids 511-600)")
+
+
 def _check_model(model: str) -> None:
     """A local model folder must exist and hold a config; anything else is taken as a hub id."""
     if not model:
@@ -147,8 +156,9 @@ class Common:
 class PretrainConfig(Common):
     """Notebook 00: the toy world and the tiny base model."""
 
-    n_train: int = 30000  # training problems (the test split is disjoint by construction)
+    n_train: int = 30000  # training problems (the val and test splits are disjoint by construction)
     n_test: int = 512  # held-out problems for the quick check at the end (notebook 01 evaluates in full)
+    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
     # Level 3 gets the most weight: a tiny model learns to read a third digit only from enough
     # 3-digit examples (uniform weights: 35% greedy accuracy, ~0% at levels 3-5; see runbook.md).
     level_weights: tuple = (2.0, 2.0, 3.0, 1.0, 1.0)  # how often levels 1-5 appear in the training problems
@@ -191,6 +201,7 @@ class PretrainConfig(Common):
             _check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
         _check(self.error_source in ("own", "injected"),
                f"error_source must be 'own' or 'injected', got {self.error_source!r}")
+        _check_eval_split(self)
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,7 @@ class EvalConfig(FromBase):
     """Notebook 01: the base model under the two-turn protocol."""
 
     n_test: int = 2048  # held-out problems (with 512, |Δ| under ~2 points is noise)
+    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
     n_seq_attempts: int = 10  # Fig. 7: accuracy over this many sequential attempts
     n_seq_problems: int = 512  # problems for the sequential-attempt curve
@@ -226,6 +238,7 @@ class EvalConfig(FromBase):
         for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_transcripts >= 0, f"n_transcripts must be >= 0, got {self.n_transcripts}")
+        _check_eval_split(self)
         _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 5
                                                   for t in self.temperatures),
                f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")
@@ -250,6 +263,7 @@ class SFTConfig(FromBase):
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
     self_refine: bool = True  # real models: evaluate the Self-Refine prompting baseline (never the tiny model)
     n_test: int = 1024  # held-out problems, greedy, for every method and seed
+    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
     n_edit_train: int = 256  # training problems for the Fig. 3 train-vs-held-out edit distances
     fig4_points: int = 5  # Fig. 4: probes over one epoch of Pair-SFT (plus one before training)
     fig4_problems: int = 256  # Fig. 4: first attempts per condition
@@ -272,6 +286,7 @@ class SFTConfig(FromBase):
             _check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
         _check(len(self.lora_targets) >= 1 and all(isinstance(t, str) and t for t in self.lora_targets),
                f"lora_targets must be a non-empty list of module names, got {self.lora_targets!r}")
+        _check_eval_split(self)
 
 
 @dataclass(frozen=True)
@@ -295,7 +310,8 @@ class RLCommon(FromBase):
     micro_batch: int = 0  # rows per forward/backward in the update (0: the whole batch)
     checkpoint_every: int = 25  # steps between checkpoints (selection by training reward, resumption)
     select_window: int = 10  # training steps averaged when selecting a checkpoint by reward
-    n_test: int = 2048  # held-out problems (|Δ| of a point or two needs this many)
+    n_test: int = 2048  # held-out problems (|Δ| of a point or two needs this many); sweeps use as many val problems
+    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
     n_boot: int = 1000  # bootstrap resamples for 95% CIs
     n_transcripts: int = 2  # examples shown of each transition
@@ -320,6 +336,7 @@ class RLCommon(FromBase):
                f"turn2_baseline must be 'group' or 'first_attempt', got {self.turn2_baseline!r}")
         _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         _check(len(self.lora_targets) >= 1, "lora_targets must name at least one module")
+        _check_eval_split(self)
         _check(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 5
                                                   for t in self.temperatures),
                f"temperatures must be a non-empty list of numbers in [0, 5], got {self.temperatures!r}")

@@ -1,5 +1,6 @@
 """SCoRe's stages as the notebooks run them: one RL run from a starting policy, checkpoint
-selection by training reward, evaluation over seeds, and the claims C5 and C6.
+selection by training reward, evaluation over seeds, sweeps judged on the validation split, and
+the claims C5 and C6.
 
 A run copies its starting policy (full fine-tuning) or wraps it in a fresh LoRA adapter; the
 frozen reference is always the base model (a separate frozen copy, or for LoRA the same
@@ -36,7 +37,7 @@ SWEEP_COLUMNS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c
 
 def sweep_row(label: str, variant: dict, summary: dict, checkpoint: str = "", training_reward: float = float("nan")
               ) -> dict:
-    """One line of a sweep table: the variant's overrides, its held-out metrics and the checkpoint kept."""
+    """One line of a sweep table: the variant's overrides, its validation metrics and the checkpoint kept."""
     return dict(variant=label, **{k: x if isinstance(x, str) else float(x) for k, x in variant.items()},
                 **{k: summary.get(k, float("nan")) for k in SWEEP_COLUMNS}, checkpoint=checkpoint,
                 training_reward=training_reward)
@@ -49,16 +50,39 @@ def selected_row(seed: int, log: list[dict], best: Path, best_reward: float, **e
                 sample_s=float(np.mean([x["sample_s"] for x in log])), train_s=float(np.mean([x["train_s"] for x in log])))
 
 
-def run_sweep(objective: str, cfg, base, tokenizer, task, test: list, run, init_dir, rl_seed: int, lora, tiny: bool
-              ) -> list[dict]:
+def sweep_problems(task, cfg) -> list:
+    """The problems every sweep is judged on: the first cfg.n_test validation problems, whatever cfg.eval_split is.
+    A sweep exists to choose settings, so it never sees a test problem."""
+    return task.val_problems(cfg.n_test)
+
+
+def run_sweep(objective: str, cfg, base, tokenizer, task, run, init_dir, rl_seed: int, lora, tiny: bool,
+              references: dict | None = None) -> list[dict]:
     """Each of cfg.sweep's variants trained once on the first seed's training problems (objective 'stage1' or
     'stage2', from init_dir; run seed rl_seed), its log saved as history_sweep_<label>.jsonl and its selected
-    checkpoint evaluated at the first evaluation temperature. Returns one sweep_row per variant."""
+    checkpoint evaluated on the validation split (sweep_problems) at the first evaluation temperature.
+
+    references: label -> (a model or a saved model folder, its checkpoint name, its training reward), evaluated the
+    same way first, as the rows to compare with (e.g. the base and the main run's first seed). Returns their rows,
+    then one sweep_row per variant; [] when cfg.sweep is empty (nothing is evaluated)."""
     from scorelib import config as C
 
+    if not cfg.sweep:
+        return []
     s0, t = cfg.seeds[0], cfg.temperatures[0]
-    train = task.train_problems(cfg.n_train, seed=s0)
+    val = sweep_problems(task, cfg)
+
+    def judge(model) -> dict:
+        return evaluate_all(model, tokenizer, task, val, [t], cfg.max_new_tokens, cfg.batch_size, cfg.n_boot,
+                            s0)[t].summary
+
     rows = []
+    for label, (model, checkpoint, reward) in (references or {}).items():
+        if isinstance(model, (str, Path)):
+            model = load_model(model, device=cfg.device, dtype=cfg.dtype)[0]
+        rows.append(sweep_row(label, {}, judge(model), checkpoint, reward))
+        del model
+    train = task.train_problems(cfg.n_train, seed=s0)
     for v in cfg.sweep:
         label = C.sweep_label(v)
         policy, log, best, best_reward = train_stage(base, tokenizer, task, train, settings(objective, C.sweep_config(cfg, v)),
@@ -66,8 +90,7 @@ def run_sweep(objective: str, cfg, base, tokenizer, task, test: list, run, init_
                                                      lora=lora, select_window=cfg.select_window, tiny=tiny,
                                                      device=cfg.device, dtype=cfg.dtype, progress=cfg.progress)
         run.history(log, f"history_sweep_{label}.jsonl")
-        e = evaluate_all(policy, tokenizer, task, test, [t], cfg.max_new_tokens, cfg.batch_size, cfg.n_boot, s0)
-        rows.append(sweep_row(label, v, e[t].summary, best.name, round(best_reward, 3)))
+        rows.append(sweep_row(label, v, judge(policy), best.name, round(best_reward, 3)))
         del policy
     return rows
 
@@ -190,8 +213,11 @@ def training_time(stage1_dir: Path, stage2_dir: Path, seeds) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("seed")
 
 
+_SAVED_DEFAULTS = {"eval_split": "test"}  # what a run saved before the key existed used
+
+
 def _differs(saved: dict, cfg, keys) -> list[str]:
-    return [k for k in keys if saved.get(k) != getattr(cfg, k)]
+    return [k for k in keys if saved.get(k, _SAVED_DEFAULTS.get(k)) != getattr(cfg, k)]
 
 
 def check_stage1_run(cfg, stage1_dir: Path) -> None:
@@ -208,7 +234,8 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
                 ) -> tuple[dict, list[str], list[str]]:
     """Rows of the Table 2 analogue: Base (notebook 20's evaluation), Self-Refine, STaR w/ D+_STaR and
     Pair-SFT w/ D_SFT (notebook 10's run, when it was made for the same task, model and base, and the
-    table is greedy as notebook 10 is), and SCoRe. Returns (rows, missing row names, notes).
+    table is greedy as notebook 10 is), and SCoRe; a row from a run evaluated on another split (eval_split) is
+    left out with a note. Returns (rows, missing row names, notes).
 
     Raises ConfigError when notebook 20's run was made for another task, model, base or adapter rank."""
     from scorelib.results import read_json
@@ -216,9 +243,14 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
     check_stage1_run(cfg, stage1_dir)
     stage1 = read_json(Path(stage1_dir) / "metrics.json")
     sft_rows, notes = {}, []
+    base_row = (stage1["rows"].get(str(float(temperature))) or {}).get("Base model")
+    if _differs(read_json(Path(stage1_dir) / "config.json"), cfg, ("eval_split",)):
+        notes.append(f"notebook 20's run {Path(stage1_dir).name!r} was evaluated on another split than "
+                     f"{cfg.eval_split!r}: its Base row is left out")
+        base_row = None
     if (Path(sft_dir) / "metrics.json").exists():
         sft_cfg = read_json(Path(sft_dir) / "config.json")
-        differs = _differs(sft_cfg, cfg, ("task", "model", "base_run"))
+        differs = _differs(sft_cfg, cfg, ("task", "model", "base_run", "eval_split"))
         if differs:
             notes.append(f"notebook 10's run {Path(sft_dir).name!r} differs in {differs}: its rows are left out")
         elif temperature != 0:
@@ -228,7 +260,7 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
             if sft_cfg.get("n_test") != cfg.n_test:
                 notes.append(f"STaR, Pair-SFT and Self-Refine rows come from {sft_cfg.get('n_test')} held-out "
                              f"problems, SCoRe's from {cfg.n_test}")
-    rows = {"Base model": (stage1["rows"].get(str(float(temperature))) or {}).get("Base model"),
+    rows = {"Base model": base_row,
             "Self-Refine": sft_rows.get("Self-Refine"), "STaR w/ D+_STaR": sft_rows.get("STaR D+_STaR"),
             "Pair-SFT w/ D_SFT": sft_rows.get("Pair-SFT D_SFT"), "SCoRe": score_row}
     if rows["Self-Refine"] is None and tiny:

@@ -353,3 +353,50 @@ def test_profile_keys_scoped_to_one_notebook():
         C.profile_params(C.Stage2Config, {"99/steps": 1}, "30_score_stage2")
     with pytest.raises(ConfigError, match="has no parameter 'sweep'"):
         C.profile_params(C.EvalConfig, {"01/sweep": []}, "01_base_model_self_correction")
+
+
+# ------------------------------------------------------------------------------------------
+# The tuning protocol: eval_split, and the tune and default profiles
+# ------------------------------------------------------------------------------------------
+
+EVALUATING = [C.PretrainConfig, C.EvalConfig, C.SFTConfig, C.Stage1Config, C.Stage2Config]
+
+
+@pytest.mark.parametrize("cls", EVALUATING)
+def test_eval_split_is_checked(cls):
+    assert cls().eval_split == "test"
+    assert make_config(cls, {"eval_split": "val"}).eval_split == "val"
+    for bad in ("train", "validation", "TEST", ""):
+        with pytest.raises(ConfigError, match="eval_split must be one of"):
+            make_config(cls, {"eval_split": bad})
+
+
+def test_eval_split_val_on_a_real_task_needs_train_path(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="eval_split 'val' on task 'math' needs train_path"):
+        make_config(EvalConfig, {"task": "math", "model": str(tmp_path / "m"), "eval_split": "val"})
+    train = tmp_path / "train.jsonl"
+    train.write_text("")
+    cfg = make_config(EvalConfig, {"task": "math", "model": str(tmp_path / "m"), "eval_split": "val",
+                                   "train_path": str(train)})
+    assert cfg.eval_split == "val"
+
+
+@needs_profiles
+def test_tune_profile_is_the_tuning_run_and_default_the_reporting_run():
+    from scorelib import protocol
+    from scorelib.cli import resolve_params
+
+    for name, cls in C.NOTEBOOK_CONFIGS.items():
+        _, params, cfg = resolve_params(name, "tune", [], None)
+        seeds = (cfg.seed,) if name.startswith("0") else cfg.seeds
+        assert params["run_name"] == "tune" and cfg.eval_split == "val", name
+        assert protocol.kind(cfg.eval_split, seeds) == "tuning", name
+        assert getattr(cfg, "base_run", "tune") == "tune"
+        _, _, ref = resolve_params(name, "default", [], None)
+        seeds = (ref.seed,) if name.startswith("0") else ref.seeds
+        assert ref.eval_split == "test" and protocol.kind(ref.eval_split, seeds) == "reporting", name
+    _, _, cfg = resolve_params("30", "tune", [], None)
+    assert (cfg.stage1_run, cfg.sft_run) == ("tune", "tune") and cfg.seeds == (100, 101, 102)
+    assert resolve_params("20", "tune", [], None)[2].sweep == resolve_params("20", "default", [], None)[2].sweep

@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+REPORTING = "test split, reporting seed 0"  # the smoke profile: the test split, seed 0 (scorelib/protocol.py)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,7 @@ def test_00_writes_model_tables_figures(smoke_results):
     m = _metrics(d)
     assert set(KEYS) <= set(m)
     assert m["delta"] == pytest.approx(m["delta_i2c"] - m["delta_c2i"])
+    assert m["protocol"] == REPORTING
     assert json.loads((d / "config.json").read_text())["phase1_steps"] == 30  # the profile reached the notebook
     manifest = json.loads((d / "manifest.json").read_text())
     assert {"git_revision", "torch", "transformers", "seconds"} <= set(manifest)
@@ -50,11 +52,31 @@ def test_01_writes_table2_and_figures(smoke_results):
     m = _metrics(d)
     for k in KEYS:
         assert m[f"{k}_lo"] <= m[k] <= m[f"{k}_hi"]
-    assert m["n"] == 64
+    assert m["n"] == 64 and m["protocol"] == REPORTING
     assert len(m["sequential"]) == 3
     assert set(m["by_temperature"]) == {"0.0", "1.0"}
     table = (d / "tables/table2_base.csv").read_text()
     assert "Base model (paper, MATH)" in table and "52.6" in table
+
+
+def test_01_on_the_validation_split_records_its_protocol(smoke_results):
+    """A tuning run of notebook 01 (eval_split val, a tuning seed) on smoke's base model: it evaluates validation
+    problems only and says so in its output and its metrics."""
+    import re
+
+    from scorelib.tasks import toy
+
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "run", "01", "--profile", "smoke", "-p", "eval_split",
+                           "val", "-p", "seed", "100", "-p", "run_name", "smoke_val", "--results", str(smoke_results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = smoke_results / "01_base_model_self_correction" / "smoke_val"
+    m = _metrics(d)
+    assert m["protocol"] == "validation split, tuning seed 100" and m["n"] == 64
+    assert json.loads((d / "config.json").read_text())["eval_split"] == "val"
+    assert "validation split, tuning seed 100" in (d / "01_base_model_self_correction.ipynb").read_text()
+    shown = re.findall(r"Compute \$[^$]+\$\.", (d / "transcripts.md").read_text())
+    assert all(toy.split_of(t) == "val" for t in shown), shown
 
 
 def test_missing_base_model_fails_before_compute(tmp_path):
@@ -78,7 +100,7 @@ def test_10_writes_table1_figures_and_seed_runs(smoke_results):
                               "No-info retry (D_SFT data)"}  # no Self-Refine row for the tiny model
     for name, r in m["rows"].items():
         assert r["delta"] == pytest.approx(r["delta_i2c"] - r["delta_c2i"]), name
-    assert set(m["claims"]) == {"C2", "C3", "C4"}
+    assert set(m["claims"]) == {"C2", "C3", "C4"} and m["protocol"] == REPORTING
     table = (d / "tables/table1.csv").read_text()
     assert "STaR D+_STaR (paper, MATH)" in table and "-14.2" in table
     seed = json.loads((d / "seeds/seed0/metrics.json").read_text())
@@ -99,6 +121,7 @@ def test_20_writes_fig5_and_stage1_models(smoke_results):
             "train_s"} <= set(history[0])
     m = _metrics(d)
     assert set(m["rows"]["0.0"]) == {"Base model", "Multi-turn RL", "Stage I"} and "C5" in m["claims"]
+    assert m["protocol"] == REPORTING and m["sweep_protocol"].startswith("validation split, reporting seed 0")
     # the smoke profile's one sweep variant (lr 2e-4): its own Stage I run, a row beside base and default, a figure
     assert [r["variant"] for r in m["sweep"]] == ["lr-0.0002"] and m["sweep"][0]["lr"] == 0.0002
     assert (d / "checkpoints/sweep/lr-0.0002/stage1/step_000003/state.json").exists()
@@ -117,6 +140,7 @@ def test_30_writes_table2_and_fig1(smoke_results):
     m = _metrics(d)
     assert m["missing"] == []  # notebooks 10 and 20 ran before it in the same profile
     assert set(m["rows"]) == {"Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT", "SCoRe"}
+    assert m["protocol"] == REPORTING and m["sweep_protocol"].startswith("validation split, reporting seed 0")
     table = (d / "tables/table2.csv").read_text()
     assert "SCoRe (paper, MATH)" in table and "64.4" in table
     assert [r["variant"] for r in m["sweep"]] == ["turn2_baseline-first_attempt", "steps-2"]

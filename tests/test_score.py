@@ -144,3 +144,87 @@ def test_selected_row_means_seconds_per_step(tmp_path):
     row = score.selected_row(3, log, tmp_path / "step_000002", 0.12345, method="Stage I")
     assert row == dict(seed=3, method="Stage I", checkpoint="step_000002", training_reward=0.123, sample_s=1.5,
                        train_s=1.0)
+
+
+# ---------------------------------------------------------------- sweeps choose on validation problems only
+def _no_test_task(seen: list):
+    """The toy task with its test split made unreachable, and every training draw recorded."""
+    import dataclasses
+
+    from scorelib.tasks import toy
+
+    task = load_task("toy")
+
+    def no_test(*_):
+        raise AssertionError("a sweep asked for test problems")
+
+    def train(n, seed, **kw):
+        ps = toy.generate(n, "train", seed=seed, **kw)
+        seen.extend(ps)
+        return ps
+
+    return dataclasses.replace(task, _test=no_test, _train=train)
+
+
+def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
+    from scorelib import config as C
+    from scorelib.models import save_model
+    from scorelib.results import Run
+    from scorelib.tasks import toy
+
+    tok, base = tiny
+    evaluated, trained = [], []
+    real = score.evaluate_two_turn
+
+    def spy(model, tokenizer, problems, *a, **kw):
+        evaluated.append(list(problems))
+        return real(model, tokenizer, problems, *a, **kw)
+
+    monkeypatch.setattr(score, "evaluate_two_turn", spy)
+    task = _no_test_task(trained)
+    cfg = C.make_config(C.Stage1Config, dict(seeds=[0], n_train=8, problems_per_step=2, k=2, steps=1,
+                                             checkpoint_every=1, select_window=1, n_test=6, temperatures=[0.0],
+                                             n_boot=10, max_new_tokens=4, batch_size=8, sweep=[{"lr": 0.0002}],
+                                             progress=False, device="cpu"))
+    folder = save_model(base, tok, tmp_path / "saved", tiny=True)
+    run = Run("20_stage1_vs_multiturn_rl", tmp_path / "run", 0.0)
+    run.dir.mkdir()
+    rows = score.run_sweep("stage1", cfg, base, tok, task, run, None, 0, (0, 16.0, ("q_proj",)), True,
+                           {"base": (base, "", float("nan")), "saved": (folder, "step_000001", 0.5)})
+    assert [r["variant"] for r in rows] == ["base", "saved", "lr-0.0002"]
+    assert rows[1]["checkpoint"] == "step_000001" and rows[0]["acc_t1"] == rows[1]["acc_t1"]  # the same weights
+    assert len(evaluated) == 3 and all(len(ps) == 6 for ps in evaluated)
+    assert all(p == q for ps in evaluated for p, q in zip(ps, task.val_problems(6)))
+    assert all(toy.split_of(p.problem) == "val" for ps in evaluated for p in ps)
+    assert trained and all(toy.split_of(p.problem) == "train" for p in trained)
+    with pytest.raises(AssertionError, match="test problems"):
+        task.eval_problems("test")  # the guard itself works
+    # no sweep: nothing is evaluated, not even the references
+    evaluated.clear()
+    assert score.run_sweep("stage1", C.sweep_config(cfg, {}), base, tok, task, run, None, 0, (0, 16.0, ()), True,
+                           {"base": (base, "", float("nan"))}) == []
+    assert evaluated == []
+
+
+def test_sweep_problems_are_the_validation_split_whatever_eval_split_is():
+    from scorelib import config as C
+
+    task = load_task("toy")
+    for split in ("test", "val"):
+        cfg = C.make_config(C.Stage2Config, {"eval_split": split, "n_test": 16})
+        assert score.sweep_problems(task, cfg) == task.val_problems(16)
+
+
+def test_table2_rows_leave_out_runs_of_another_split(tmp_path):
+    from scorelib import config as C
+
+    same = dict(task="toy", model="", base_run="default", lora_rank=0)  # no eval_split: an older run, on test
+    _write_run(tmp_path / "s1", same, dict(rows={"0.0": {"Base model": dict(delta=-3.0)}}))
+    _write_run(tmp_path / "sft", {**same, "n_test": 2048}, dict(rows={"STaR D+_STaR": dict(delta=-1.6)}))
+    test_cfg = C.make_config(C.Stage2Config, {})
+    rows, missing, notes = score.table2_rows(test_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
+    assert "Base model" in rows and "STaR w/ D+_STaR" in rows and notes == []
+    val_cfg = C.make_config(C.Stage2Config, {"eval_split": "val"})
+    rows, missing, notes = score.table2_rows(val_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
+    assert list(rows) == ["SCoRe"] and {"Base model", "STaR w/ D+_STaR"} <= set(missing)
+    assert "another split" in notes[0] and "differs in ['eval_split']" in notes[1]
