@@ -43,9 +43,10 @@ def _check_name(field: str, value: str) -> None:
 
 # What each RL notebook's sweep may vary: the settings its swept objective reads (notebook 20 sweeps Stage I, which
 # has no bonus and no turn-1 reward; notebook 30 sweeps one round of Stage II, which has no beta2).
-STAGE1_SWEEP_KEYS = ("lr", "beta1", "beta2", "temperature", "steps", "k", "problems_per_step")
-STAGE2_SWEEP_KEYS = ("lr", "alpha", "beta1", "gamma", "temperature", "steps", "k", "problems_per_step",
-                     "turn2_baseline")
+RL_OPTION_KEYS = ("lr_warmup", "lr_schedule", "drop_flat_groups", "turn_budget", "select")
+STAGE1_SWEEP_KEYS = ("lr", "beta1", "beta2", "temperature", "steps", "k", "problems_per_step") + RL_OPTION_KEYS
+STAGE2_SWEEP_KEYS = ("lr", "alpha", "beta1", "beta_turn1", "gamma", "temperature", "steps", "k", "problems_per_step",
+                     "turn2_baseline") + RL_OPTION_KEYS
 
 
 def _check_sweep(cfg, keys: tuple) -> None:
@@ -57,9 +58,11 @@ def _check_sweep(cfg, keys: tuple) -> None:
         bad = sorted((str(k) for k in v if k not in keys), key=str)
         _check(not bad, f"sweep variant {v!r}: cannot vary {bad} in this notebook; valid: {list(keys)}")
         _check(all(isinstance(x, str) if isinstance(getattr(cfg, k), str) else
+                   isinstance(x, bool) if isinstance(getattr(cfg, k), bool) else
                    isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 1e9 and math.isfinite(x)
                    for k, x in v.items()),
-               f"sweep variant {v!r}: values must be numbers below 1e9 (turn2_baseline: a name)")
+               f"sweep variant {v!r}: values must be numbers below 1e9 (names for turn2_baseline, lr_schedule, "
+               "turn_budget and select; true/false for drop_flat_groups)")
         _check(all(float(x).is_integer() for k, x in v.items() if isinstance(getattr(cfg, k), int)),
                f"sweep variant {v!r}: steps, k and problems_per_step must be whole numbers")
         variant = sweep_config(cfg, v)
@@ -178,6 +181,8 @@ class PretrainConfig(Common):
     fix_rate: float = 0.6  # corpus mix: P(y2 correct | y1 wrong), else copy
     break_rate: float = 0.4  # corpus mix: P(y2 wrong | y1 right), else copy
     error_source: str = "own"  # corpus mix: 'own' attempts or 'injected' errors as y1
+    turn2_mode: str = "edit"  # corpus mix: edit (fix_rate/break_rate by y1's correctness) or rewrite (rewrite_rate)
+    rewrite_rate: float = 0.7  # corpus mix (rewrite): P(y2 re-solves in the second style | any y1), else a copy
     max_new_tokens: int = 160  # longest attempt
 
     def validate(self) -> None:
@@ -197,7 +202,8 @@ class PretrainConfig(Common):
             check_level_weights(self.level_weights)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate"):
+        _check(self.turn2_mode in ("edit", "rewrite"), f"turn2_mode must be 'edit' or 'rewrite', got {self.turn2_mode!r}")
+        for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate", "rewrite_rate"):
             _check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
         _check(self.error_source in ("own", "injected"),
                f"error_source must be 'own' or 'injected', got {self.error_source!r}")
@@ -308,8 +314,14 @@ class RLCommon(FromBase):
     lora_alpha: float = 16.0
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
     micro_batch: int = 0  # rows per forward/backward in the update (0: the whole batch)
-    checkpoint_every: int = 25  # steps between checkpoints (selection by training reward, resumption)
+    checkpoint_every: int = 25  # steps between checkpoints (candidates for selection; resumption)
+    select: str = 'train_reward'  # train_reward (paper: best training reward) or val_greedy (greedy reward on validation, the start a candidate)
     select_window: int = 10  # training steps averaged when selecting a checkpoint by reward
+    n_select: int = 512  # validation problems behind select val_greedy
+    lr_warmup: int = 0  # steps of linear learning-rate warm-up (departure; paper: not specified)
+    lr_schedule: str = 'constant'  # constant or cosine (to lr/10 at the last step; departure)
+    drop_flat_groups: bool = False  # leave RLOO groups without signal (all advantages 0) out of the update (departure)
+    turn_budget: str = 'joint'  # joint: one loss, clip and Adam; per_turn: each turn its own clip and Adam (departure)
     n_test: int = 2048  # held-out problems (|Δ| of a point or two needs this many); sweeps use as many val problems
     eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
@@ -334,6 +346,14 @@ class RLCommon(FromBase):
         _check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
         _check(self.turn2_baseline in ("group", "first_attempt"),
                f"turn2_baseline must be 'group' or 'first_attempt', got {self.turn2_baseline!r}")
+        _check(self.select in ("train_reward", "val_greedy"),
+               f"select must be 'train_reward' or 'val_greedy', got {self.select!r}")
+        _check(self.lr_schedule in ("constant", "cosine"), f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        _check(self.turn_budget in ("joint", "per_turn"), f"turn_budget must be 'joint' or 'per_turn', got {self.turn_budget!r}")
+        _check(self.n_select >= 1, f"n_select must be >= 1, got {self.n_select}")
+        _check(self.lr_warmup >= 0, f"lr_warmup must be >= 0, got {self.lr_warmup}")
+        _check(self.select != "val_greedy" or self.task == "toy" or bool(self.train_path),
+               "select val_greedy needs validation problems: on a real task set train_path (validation is carved from it)")
         _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         _check(len(self.lora_targets) >= 1, "lora_targets must name at least one module")
         _check_eval_split(self)
@@ -351,6 +371,7 @@ class Stage1Config(RLCommon):
     def validate(self) -> None:
         super().validate()
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.lr_warmup < self.steps, f"lr_warmup must be < steps, got {self.lr_warmup} for {self.steps} steps")
         _check_sweep(self, STAGE1_SWEEP_KEYS)
 
 
@@ -361,6 +382,7 @@ class Stage2Config(RLCommon):
     stage1_run: str = "default"  # the notebook-20 run whose Stage I checkpoints to start from
     sft_run: str = "default"  # the notebook-10 run whose STaR and Pair-SFT rows to show (missing: marked so)
     steps: int = 100  # Stage II steps (per round)
+    beta_turn1: float = 0.01  # Stage II's KL weight on turn-1 tokens (paper: beta1, 0.01, as on turn 2)
     rounds: int = 1  # rounds of Stage II (rounds > 1 interleave Stage I, as in the paper's v1)
     stage1_steps: int = 50  # Stage I steps in each extra round (rounds > 1)
 
@@ -373,6 +395,8 @@ class Stage2Config(RLCommon):
         _check_name("sft_run", self.sft_run)
         for name in ("steps", "rounds"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.beta_turn1 >= 0, f"beta_turn1 must be >= 0, got {self.beta_turn1}")
+        _check(self.lr_warmup < self.steps, f"lr_warmup must be < steps, got {self.lr_warmup} for {self.steps} steps")
         _check(self.stage1_steps >= 0, f"stage1_steps must be >= 0, got {self.stage1_steps}")
         _check(not (self.sweep and self.rounds > 1), "a sweep runs one round of Stage II: set rounds 1 (or sweep [])")
         _check_sweep(self, STAGE2_SWEEP_KEYS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,26 @@ from scorelib.models import is_peft, load_model, save_model, trainable_copy
 
 
 def settings(objective: str, cfg, steps: int | None = None) -> rl.RLSettings:
-    """The RL settings of one objective ('multi_turn', 'stage1', 'stage2', 'single_turn') from a notebook's config."""
-    return rl.objective(objective, alpha=cfg.alpha, beta1=cfg.beta1, beta2=cfg.beta2,
-                        steps=cfg.steps if steps is None else steps, problems_per_step=cfg.problems_per_step, k=cfg.k,
-                        lr=cfg.lr, temperature=cfg.temperature, gamma=cfg.gamma, max_new_tokens=cfg.max_new_tokens,
-                        micro_batch=cfg.micro_batch or None, checkpoint_every=cfg.checkpoint_every,
-                        turn2_baseline=cfg.turn2_baseline)
+    """The RL settings of one objective ('multi_turn', 'stage1', 'stage2', 'single_turn') from a notebook's config.
+    Stage II's turn-1 KL weight is cfg.beta_turn1 where the config has one; select val_greedy also checkpoints the
+    starting policy, so that selection can keep it."""
+    s = rl.objective(objective, alpha=cfg.alpha, beta1=cfg.beta1, beta2=cfg.beta2,
+                     steps=cfg.steps if steps is None else steps, problems_per_step=cfg.problems_per_step, k=cfg.k,
+                     lr=cfg.lr, temperature=cfg.temperature, gamma=cfg.gamma, max_new_tokens=cfg.max_new_tokens,
+                     micro_batch=cfg.micro_batch or None, checkpoint_every=cfg.checkpoint_every,
+                     turn2_baseline=cfg.turn2_baseline, lr_warmup=min(cfg.lr_warmup, max(0, (steps or cfg.steps) - 1)),
+                     lr_schedule=cfg.lr_schedule, drop_flat_groups=cfg.drop_flat_groups, turn_budget=cfg.turn_budget,
+                     save_start=cfg.select == "val_greedy")
+    if objective == "stage2" and hasattr(cfg, "beta_turn1"):
+        s = replace(s, beta_turn1=cfg.beta_turn1)
+    return s
+
+
+def objective_reward(s: rl.RLSettings, summary: dict) -> float:
+    """The unshaped reward an objective trains for, read off an evaluation summary (percent): turn 1 and/or
+    turn 2 accuracy, as its settings reward them."""
+    return ((summary["acc_t1"] if s.reward_turn1 else 0.0)
+            + (summary.get("acc_t2", 0.0) if s.n_turns > 1 and s.reward_turn2 else 0.0))
 
 
 SWEEP_COLUMNS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c", "delta_c2i", "fix_own",
@@ -88,7 +103,8 @@ def run_sweep(objective: str, cfg, base, tokenizer, task, run, init_dir, rl_seed
         policy, log, best, best_reward = train_stage(base, tokenizer, task, train, settings(objective, C.sweep_config(cfg, v)),
                                                      rl_seed, run.dir, f"sweep/{label}/{objective}", init_dir=init_dir,
                                                      lora=lora, select_window=cfg.select_window, tiny=tiny,
-                                                     device=cfg.device, dtype=cfg.dtype, progress=cfg.progress)
+                                                     device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
+                                                     select_problems=selection_problems(task, C.sweep_config(cfg, v)))
         run.history(log, f"history_sweep_{label}.jsonl")
         rows.append(sweep_row(label, v, judge(policy), best.name, round(best_reward, 3)))
         del policy
@@ -113,18 +129,39 @@ def start_policy(base, init_dir: str | Path | None, lora_rank: int, lora_alpha: 
     return policy, ref
 
 
+def selection_problems(task, cfg) -> list | None:
+    """The validation problems behind checkpoint selection when cfg.select is 'val_greedy' (None: selection by
+    training reward, the paper's rule). Never test problems."""
+    return task.val_problems(cfg.n_select) if cfg.select == "val_greedy" else None
+
+
 def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, seed: int, run_dir: Path, name: str,
                 init_dir=None, lora=(0, 16.0, ("q_proj", "v_proj")), select_window: int = 10, tiny: bool = False,
-                device="auto", dtype="auto", progress: bool = False):
-    """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the
-    checkpoint with the best training reward loaded and saved as run_dir/models/<name>/.
-    Returns (policy, log, selected checkpoint, its training reward)."""
+                device="auto", dtype="auto", progress: bool = False, select_problems: list | None = None,
+                batch_size: int = 512):
+    """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the selected
+    checkpoint loaded and saved as run_dir/models/<name>/. Selection: the best training reward (the paper's rule),
+    or with ``select_problems`` (validation problems) the best greedy reward of the objective on them
+    (``objective_reward``; the starting policy is a candidate when the run saved it, see ``settings``); each
+    candidate's score is written to the checkpoint folder's selection.json.
+    Returns (policy, log, selected checkpoint, its selection score)."""
     policy, ref = start_policy(base, init_dir, *lora, device=device, dtype=dtype)
     ckpt_dir = Path(run_dir) / "checkpoints" / name
     run_info = dict(init=str(init_dir), lora=list(lora), base=str(getattr(base, "name_or_path", "")), task=task.name)
     log = rl.rl_train(policy, ref, tokenizer, task.protocol, train, settings, seed=seed, progress=progress,
                       reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir, run_info=run_info)
-    best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
+    if select_problems is None:
+        best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
+    else:
+        def greedy_reward(model) -> float:
+            e = evaluate_two_turn(model, tokenizer, select_problems, task.protocol, temperature=0.0,
+                                  max_new_tokens=settings.max_new_tokens, batch_size=batch_size, n_boot=10, seed=seed,
+                                  reward_fn=task.reward, extract_fn=task.extract)
+            return objective_reward(settings, e.summary)
+
+        best, best_reward, table = rl.best_checkpoint_by(ckpt_dir, policy, greedy_reward)
+        (ckpt_dir / "selection.json").write_text(json.dumps(dict(rule="greedy validation reward",
+                                                                 n_problems=len(select_problems), scores=table)))
     rl.load_checkpoint(best, policy)
     policy.eval()
     save_model(policy, tokenizer, Path(run_dir) / "models" / name, tiny=tiny)

@@ -2,6 +2,7 @@
 curves over seeds, and the claim checks C5 and C6 on hand-made numbers."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from scorelib import rl, score
+from scorelib import config, rl, score
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, is_peft, is_tiny
 from scorelib.tasks import load_task
 
@@ -44,6 +45,36 @@ def test_train_stage_selects_saves_and_continues(tiny, tmp_path):
     p2, ref = score.start_policy(base, saved, 0, 16.0, ("q_proj",))
     assert all(torch.equal(a, b) for a, b in zip(p2.parameters(), policy.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), base.parameters()))
+
+
+def test_selection_on_greedy_validation_reward_keeps_the_start_as_a_candidate(tiny, tmp_path, monkeypatch):
+    tok, base = tiny
+    task = load_task("toy")
+    cfg = dataclasses.replace(config.Stage2Config(), select="val_greedy", n_select=6, steps=4, checkpoint_every=2,
+                              problems_per_step=2, k=2, max_new_tokens=6)
+    val = score.selection_problems(task, cfg)
+    assert [p.unique_id for p in val] == [p.unique_id for p in task.val_problems(6)]
+    assert score.selection_problems(task, dataclasses.replace(cfg, select="train_reward")) is None
+    s = score.settings("stage2", cfg)
+    assert s.save_start and s.beta_turn1 == cfg.beta_turn1 and s.beta_turn2 == cfg.beta1
+    assert score.objective_reward(s, dict(acc_t1=40.0, acc_t2=50.0)) == 90.0
+    assert score.objective_reward(score.settings("stage1", cfg), dict(acc_t1=40.0, acc_t2=50.0)) == 50.0
+    seen = []
+    real = score.evaluate_two_turn
+
+    def spy(model, tokenizer, problems, *a, **kw):
+        seen.extend(p.unique_id for p in problems)
+        assert kw["temperature"] == 0.0
+        return real(model, tokenizer, problems, *a, **kw)
+
+    monkeypatch.setattr(score, "evaluate_two_turn", spy)
+    policy, log, best, value = score.train_stage(base, tok, task, task.train_problems(8, seed=0), s, 0, tmp_path,
+                                                 "seed0/stage2", tiny=True, select_problems=val)
+    table = json.loads((tmp_path / "checkpoints" / "seed0" / "stage2" / "selection.json").read_text())
+    assert [r["step"] for r in table["scores"]] == [0, 2, 4] and table["n_problems"] == 6
+    assert value == max(r["score"] for r in table["scores"])
+    assert best.name == f"step_{[r['step'] for r in table['scores'] if r['score'] == value][0]:06d}"
+    assert set(seen) == {p.unique_id for p in val} and all("/val/" in u for u in seen)  # validation only
 
 
 def test_curves_average_seeds_and_smooth():
