@@ -214,22 +214,28 @@ def claim_c5(curve: pd.DataFrame, baseline: str, stage1: str, tail: int = 10) ->
                           f"{gap_s:+.1f}, different answers {diff_s:.0f}%"))
 
 
-def claim_c6(rows: dict, score_name: str = "SCoRe") -> dict:
-    """C6: SCoRe has the largest Δ of all methods shown, positive (CI above 0), with Δi→c > Δc→i."""
+def claim_c6(rows: dict, score_name: str = "SCoRe", base_name: str = "Base model",
+             multi_turn_name: str = "Multi-turn RL") -> dict:
+    """C6: SCoRe has the largest Δ of all methods shown, positive (its 95% CI above 0), with Δi→c > Δc→i, and its
+    final accuracy (Acc@t2) above the base's and above standard multi-turn RL's (where those rows are shown: a
+    positive Δ bought with a worse first attempt is not self-correction worth having)."""
     s = rows[score_name]
     others = {k: r for k, r in rows.items() if k != score_name and r is not None}
     if not others:
-        return dict(claim="C6", holds=False, largest=False, positive=False, i2c_above_c2i=False,
+        return dict(claim="C6", holds=False, largest=False, positive=False, i2c_above_c2i=False, final_above=False,
                     evidence="not tested: no other method's row to compare with")
     largest = all(s["delta"] > r["delta"] for r in others.values())
     positive = s.get("delta_lo", s["delta"]) > 0
     direction = s["delta_i2c"] > s["delta_c2i"]
-    return dict(claim="C6", holds=bool(largest and positive and direction), largest=bool(largest),
-                positive=bool(positive), i2c_above_c2i=bool(direction),
+    finals = {k: others[k]["acc_t2"] for k in (base_name, multi_turn_name) if k in others and "acc_t2" in others[k]}
+    final_above = "acc_t2" in s and bool(finals) and all(s["acc_t2"] > v for v in finals.values())
+    return dict(claim="C6", holds=bool(largest and positive and direction and final_above), largest=bool(largest),
+                positive=bool(positive), i2c_above_c2i=bool(direction), final_above=bool(final_above),
                 evidence=(f"SCoRe Δ {s['delta']:+.1f} [{s.get('delta_lo', float('nan')):+.1f}, "
                           f"{s.get('delta_hi', float('nan')):+.1f}], Δi→c {s['delta_i2c']:.1f} vs Δc→i "
-                          f"{s['delta_c2i']:.1f}; others: " + ", ".join(f"{k} {r['delta']:+.1f}"
-                                                                       for k, r in others.items())))
+                          f"{s['delta_c2i']:.1f}, Acc@t2 {s.get('acc_t2', float('nan')):.1f} (" +
+                          (", ".join(f"{k} {v:.1f}" for k, v in finals.items()) or "no base or multi-turn RL row") +
+                          "); others' Δ: " + ", ".join(f"{k} {r['delta']:+.1f}" for k, r in others.items())))
 
 
 def _log_seconds(path: Path) -> tuple[float, float]:
@@ -269,9 +275,9 @@ def check_stage1_run(cfg, stage1_dir: Path) -> None:
 
 def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperature: float, tiny: bool
                 ) -> tuple[dict, list[str], list[str]]:
-    """Rows of the Table 2 analogue: Base (notebook 20's evaluation), Self-Refine, STaR w/ D+_STaR and
-    Pair-SFT w/ D_SFT (notebook 10's run, when it was made for the same task, model and base, and the
-    table is greedy as notebook 10 is), and SCoRe; a row from a run evaluated on another split (eval_split) is
+    """Rows of the Table 2 analogue: Base, Multi-turn RL and Stage I (notebook 20's evaluation), Self-Refine,
+    STaR w/ D+_STaR and Pair-SFT w/ D_SFT (notebook 10's run, when it was made for the same task, model and
+    base, and the table is greedy as notebook 10 is), and SCoRe; a row from a run evaluated on another split (eval_split) is
     left out with a note. Returns (rows, missing row names, notes).
 
     Raises ConfigError when notebook 20's run was made for another task, model, base or adapter rank."""
@@ -280,11 +286,11 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
     check_stage1_run(cfg, stage1_dir)
     stage1 = read_json(Path(stage1_dir) / "metrics.json")
     sft_rows, notes = {}, []
-    base_row = (stage1["rows"].get(str(float(temperature))) or {}).get("Base model")
+    rows20 = stage1["rows"].get(str(float(temperature))) or {}
     if _differs(read_json(Path(stage1_dir) / "config.json"), cfg, ("eval_split",)):
         notes.append(f"notebook 20's run {Path(stage1_dir).name!r} was evaluated on another split than "
-                     f"{cfg.eval_split!r}: its Base row is left out")
-        base_row = None
+                     f"{cfg.eval_split!r}: its rows are left out")
+        rows20 = {}
     if (Path(sft_dir) / "metrics.json").exists():
         sft_cfg = read_json(Path(sft_dir) / "config.json")
         differs = _differs(sft_cfg, cfg, ("task", "model", "base_run", "eval_split"))
@@ -297,8 +303,8 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
             if sft_cfg.get("n_test") != cfg.n_test:
                 notes.append(f"STaR, Pair-SFT and Self-Refine rows come from {sft_cfg.get('n_test')} held-out "
                              f"problems, SCoRe's from {cfg.n_test}")
-    rows = {"Base model": base_row,
-            "Self-Refine": sft_rows.get("Self-Refine"), "STaR w/ D+_STaR": sft_rows.get("STaR D+_STaR"),
+    rows = {"Base model": rows20.get("Base model"), "Multi-turn RL": rows20.get("Multi-turn RL"),
+            "Stage I only": rows20.get("Stage I"), "Self-Refine": sft_rows.get("Self-Refine"), "STaR w/ D+_STaR": sft_rows.get("STaR D+_STaR"),
             "Pair-SFT w/ D_SFT": sft_rows.get("Pair-SFT D_SFT"), "SCoRe": score_row}
     if rows["Self-Refine"] is None and tiny:
         del rows["Self-Refine"]  # never run for the tiny model (notebook 10 says why)

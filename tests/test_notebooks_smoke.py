@@ -139,7 +139,9 @@ def test_30_writes_table2_and_fig1(smoke_results):
         assert (d / f).exists(), f
     m = _metrics(d)
     assert m["missing"] == []  # notebooks 10 and 20 ran before it in the same profile
-    assert set(m["rows"]) == {"Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT", "SCoRe"}
+    assert set(m["rows"]) == {"Base model", "Multi-turn RL", "Stage I only", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT",
+                              "SCoRe"}
+    assert set(m["claims"]["C6"]) >= {"largest", "positive", "i2c_above_c2i", "final_above"}
     assert m["protocol"] == REPORTING and m["sweep_protocol"].startswith("validation split, reporting seed 0")
     table = (d / "tables/table2.csv").read_text()
     assert "SCoRe (paper, MATH)" in table and "64.4" in table
@@ -149,5 +151,9 @@ def test_30_writes_table2_and_fig1(smoke_results):
     assert [h["step"] for h in map(json.loads, (d / "history_sweep_steps-2.jsonl").read_text().splitlines())] == [1, 2]
     time = (d / "tables/training_time.csv").read_text().splitlines()
     assert time[0].startswith("seed,stage1_sample_s") and len(time) == 2
+    # the smoke profile selects Stage II's checkpoint on greedy validation reward, the starting policy a candidate
+    sel = json.loads((d / "checkpoints/seed0/round1_stage2/selection.json").read_text())
+    assert [r["step"] for r in sel["scores"]] == [0, 2, 3] and sel["n_problems"] == 8
+    assert m["selected"][0]["checkpoint"] in ("step_000000", "step_000002", "step_000003")
     sweep = (d / "tables/sweep.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in sweep[1:]] == ["Stage I", "default", "turn2_baseline-first_attempt", "steps-2"]

@@ -101,12 +101,18 @@ def test_claim_c5():
 
 
 def test_claim_c6():
-    def r(d, i2c, c2i, lo):
-        return dict(delta=d, delta_i2c=i2c, delta_c2i=c2i, delta_lo=lo, delta_hi=d + 1)
-    rows = {"Base model": r(-3, 2, 5, -4), "STaR": r(0.4, 2.6, 2.2, -1), "SCoRe": r(4.4, 5.8, 1.4, 2)}
-    assert score.claim_c6(rows)["holds"]
-    assert not score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, -0.5)})["holds"]  # CI touches 0
+    def r(d, i2c, c2i, lo, t2=50.0):
+        return dict(delta=d, delta_i2c=i2c, delta_c2i=c2i, delta_lo=lo, delta_hi=d + 1, acc_t2=t2)
+    rows = {"Base model": r(-3, 2, 5, -4, 41.4), "Multi-turn RL": r(-1, 2, 3, -2, 55.0), "STaR": r(0.4, 2.6, 2.2, -1),
+            "SCoRe": r(4.4, 5.8, 1.4, 2, 64.4)}
+    c = score.claim_c6(rows)
+    assert c["holds"] and c["final_above"] and "Multi-turn RL 55.0" in c["evidence"]
+    assert not score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, -0.5, 64.4)})["holds"]  # CI touches 0
     assert not score.claim_c6({**rows, "STaR": r(5, 6, 1, 3)})["holds"]  # not the largest
+    worse = score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, 2, 54.0)})  # a positive Δ from a worse first attempt
+    assert not worse["holds"] and not worse["final_above"] and worse["largest"] and worse["positive"]
+    no_final = score.claim_c6({"STaR": r(0.4, 2.6, 2.2, -1), "SCoRe": r(4.4, 5.8, 1.4, 2, 64.4)})
+    assert not no_final["holds"] and "no base or multi-turn RL row" in no_final["evidence"]
 
 
 def test_claim_c6_needs_something_to_compare():
@@ -138,16 +144,20 @@ def test_table2_rows_from_other_notebooks(tmp_path):
     cfg = C.make_config(C.Stage2Config, {"n_test": 2048})
     same = dict(task="toy", model="", base_run="default", lora_rank=0)
     base_row, sr = dict(delta=-3.0), dict(delta=1.0)
-    _write_run(tmp_path / "s1", same, dict(rows={"0.0": {"Base model": base_row}}))
+    _write_run(tmp_path / "s1", same, dict(rows={"0.0": {"Base model": base_row, "Multi-turn RL": dict(delta=-4.0),
+                                                         "Stage I": dict(delta=-1.0)}}))
     _write_run(tmp_path / "sft", {**same, "n_test": 1024},
                dict(rows={"STaR D+_STaR": dict(delta=-1.6), "Pair-SFT D_SFT": dict(delta=-3.4)}))
     rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=True)
-    assert list(rows) == ["Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT", "SCoRe"] and missing == []
+    assert list(rows) == ["Base model", "Multi-turn RL", "Stage I only", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT",
+                          "SCoRe"] and missing == []
+    assert rows["Multi-turn RL"] == dict(delta=-4.0) and rows["Stage I only"] == dict(delta=-1.0)
     assert rows["Base model"] == base_row and "1024" in notes[0]  # different n_test: kept, with a note
     rows, missing, _ = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=False)
     assert missing == ["Self-Refine"]  # a real model's table shows that the row is missing
     rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 1.0, tiny=True)
-    assert set(missing) == {"Base model", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT"} and "greedily" in notes[0]
+    assert set(missing) == {"Base model", "Multi-turn RL", "Stage I only", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT"}
+    assert "greedily" in notes[0]
     _write_run(tmp_path / "sft_math", {**same, "task": "math"}, dict(rows={"STaR D+_STaR": {}}))
     rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft_math", sr, 0.0, tiny=True)
     assert "STaR w/ D+_STaR" in missing and "differs in ['task']" in notes[0]
