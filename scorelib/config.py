@@ -272,7 +272,7 @@ class SFTConfig(FromBase):
     eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
     n_edit_train: int = 256  # training problems for the Fig. 3 train-vs-held-out edit distances
     fig4_points: int = 5  # Fig. 4: probes over one epoch of Pair-SFT (plus one before training)
-    fig4_problems: int = 256  # Fig. 4: first attempts per condition
+    fig4_problems: int = 1024  # Fig. 4: first attempts per condition (256 left 3-point gaps within noise)
     n_boot: int = 1000  # bootstrap resamples for 95% CIs
     n_examples: int = 2  # example traces shown from each data set
     max_new_tokens: int = 160

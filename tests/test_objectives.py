@@ -78,3 +78,13 @@ def test_turn1_kl_pulls_towards_reference():
     g = _loss_grad(adv1=0.0, beta1=1.0, ref_shift=0.5)
     assert (g[1:3] < 0).all()
 
+
+
+def test_k3_is_accurate_near_the_reference_in_float32():
+    """Small log-ratio differences (a policy a few small steps from its reference): k3 ~ d^2 / 2, which the naive
+    float32 exp(d) - d - 1 loses to cancellation."""
+    d = torch.tensor([1e-4, -3e-4, 2e-3], dtype=torch.float32)
+    got = kl_k3(torch.zeros(3), d)
+    want = (torch.exp(d.double()) - d.double() - 1).float()
+    assert torch.allclose(got, want, rtol=1e-2)
+    assert float(got[0]) == pytest.approx(5e-9, rel=1e-2)
