@@ -170,6 +170,7 @@ class PretrainConfig(Common):
     n_heads: int = 4
     d_ffn: int = 384
     phase1_steps: int = 850  # clean single attempts
+    alt_single_frac: float = 0.0  # share of phase-1 examples that re-solve in the second style after the instruction
     phase2_steps: int = 250  # two-attempt traces built from the model's own attempts
     batch_size: int = 64
     lr: float = 3e-3
@@ -203,7 +204,7 @@ class PretrainConfig(Common):
         except ValueError as e:
             raise ConfigError(str(e)) from None
         _check(self.turn2_mode in ("edit", "rewrite"), f"turn2_mode must be 'edit' or 'rewrite', got {self.turn2_mode!r}")
-        for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate", "rewrite_rate"):
+        for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate", "rewrite_rate", "alt_single_frac"):
             _check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
         _check(self.error_source in ("own", "injected"),
                f"error_source must be 'own' or 'injected', got {self.error_source!r}")

@@ -148,9 +148,24 @@ def mix_from_config(cfg) -> CorpusMix:
                      getattr(cfg, "turn2_mode", "edit"), getattr(cfg, "rewrite_rate", 0.7))
 
 
+def resolve_example(tokenizer, protocol: Protocol, problem: Problem) -> Example:
+    """[x, (), p, y']: an empty first attempt, the instruction, then the problem re-solved in the second style (loss
+    on y' and its end token). It teaches the second style as a skill of its own, in the place it is used (after the
+    instruction), without showing a first attempt or saying anything about one."""
+    x = encode_turn1(tokenizer, protocol, problem.problem)
+    glue = encode_glue(tokenizer, protocol)
+    y = tokenizer(alt_solution(problem)[0], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = x + glue_after(x, glue) + y
+    return Example(ids, [0] * (len(ids) - len(y)) + [1] * len(y))
+
+
 def run_phase1(model, tokenizer, protocol: Protocol, train: list[Problem], cfg) -> list[dict]:
-    """Phase 1: clean single attempts (loss on the solution)."""
-    singles = [single_example(tokenizer, protocol, p.problem, p.solution) for p in train]
+    """Phase 1: clean single attempts (loss on the solution); a share ``alt_single_frac`` of the problems are
+    instead re-solves in the second style after the instruction (``resolve_example``)."""
+    rng = random.Random(cfg.seed)
+    alt = getattr(cfg, "alt_single_frac", 0.0)
+    singles = [resolve_example(tokenizer, protocol, p) if alt and rng.random() < alt else
+               single_example(tokenizer, protocol, p.problem, p.solution) for p in train]
     return train_masked_lm(model, singles, cfg.phase1_steps, cfg.batch_size, cfg.lr, tokenizer.pad_token_id,
                            seed=cfg.seed, progress=cfg.progress, desc="phase 1")
 

@@ -72,3 +72,15 @@ def test_rewrite_corpus_reveals_nothing_about_the_first_attempt(tok, rate):
 def test_bad_turn2_mode(tok):
     with pytest.raises(ValueError, match="turn2_mode"):
         build_phase2_corpus(tok, prompts.TOY, [], toy.generate(3, seed=0), 5, CorpusMix(turn2_mode="both"), 0)
+
+
+def test_resolve_example_is_the_instruction_then_the_second_style(tok):
+    from scorelib.pretrain import resolve_example
+
+    p = toy.generate(1, seed=2)[0]
+    ex = resolve_example(tok, prompts.TOY, p)
+    target = tok.decode([i for i, m in zip(ex.ids, ex.mask) if m], skip_special_tokens=True)
+    assert target == toy.alt_solution(p)[0]
+    # [<bos> x \n] [<eot>] [<|retry|> \n] [y' <eot>]: an empty first attempt, loss on y' and its end token only
+    assert tok.decode(ex.ids) == f"<bos>{p.problem}\n<eot><|retry|>\n{toy.alt_solution(p)[0]}<eot>"
+    assert ex.mask[-1] == 1 and sum(ex.mask) == len(tok(target, add_special_tokens=False)["input_ids"]) + 1
