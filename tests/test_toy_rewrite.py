@@ -12,10 +12,10 @@ from scorelib.tasks import toy
 
 
 def test_alt_steps_by_hand():
-    assert toy.alt_step("7+6+0=13") == "6+7+0 is 13,"
-    assert toy.alt_step("4*6+2=26") == "6*4+2 is 26,"
-    assert toy.alt_step("15-8-0=7") == "8+0+7 is 15,"  # a borrowed column as the addition that checks it
-    assert toy.alt_step("4-3-1=0") == "3+1+0 is 4,"
+    assert toy.alt_step("7+6+0=13") == "7+6+0 is 13,"
+    assert toy.alt_step("4*6+2=26") == "4*6+2 is 26,"
+    assert toy.alt_step("15-8-0=7") == "15-8-0 is 7,"
+    assert toy.alt_step("4-3-1=0") == "4-3-1 is 0,"
     assert toy.alt_step("so 83.") == "that is 83,"
     with pytest.raises(ValueError, match="not a scratchpad step"):
         toy.alt_step("Final Answer")
@@ -24,7 +24,10 @@ def test_alt_steps_by_hand():
 def test_alt_solution_by_hand_and_graded_right():
     p = toy.Problem("Compute $457+386$.", "", "843", "add", 3, "x")
     sol, ans = toy.alt_solution(p)
-    assert sol == "Again: 6+7+0 is 13, 8+5+1 is 14, 3+4+1 is 8, " + toy.final_answer("843") and ans == "843"
+    assert sol == "Again: 457+386 gives 7+6+0 is 13, 5+8+1 is 14, 4+3+1 is 8, " + toy.final_answer("843")
+    assert ans == "843"
+    combo = toy.Problem("Compute $(45+38)\\times 6$.", "", "498", "combo", 3, "y")
+    assert toy.alt_solution(combo)[0].startswith("Again: (45+38)\\times 6 gives 5+8+0 is 13, 4+3+1 is 8, that is 83, ")
     wrong, ans = toy.alt_solution(p, fault=(0, 1))  # the slip is carried through as in the first style
     assert ans == "844" and reward(wrong, "843") == 0.0
 

@@ -273,30 +273,31 @@ def corrupt_solution(p: Problem, rng: random.Random) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------
 # A second way to write a solution out (the "re-solve" a second attempt can take)
 # ------------------------------------------------------------------------------------------
-# The same column algorithm, written differently: it opens with "Again:", names each column's operands
-# the other way round (a subtraction as the addition that checks it), and says "is" instead of "=". A second attempt that
-# re-derives the answer this way looks unlike a copy of the first (a large edit distance, as a real
-# model's rewrite does), and the one-token opening makes "copy or re-solve" a single decision.
+# The same column algorithm, written differently: it opens with "Again:", restates the expression ("457+386
+# gives"), then writes each step as "7+6+0 is 13," instead of "7+6+0=13". A second attempt that re-derives the
+# answer this way looks unlike a copy of the first (a large edit distance, as a real model's rewrite does), the
+# one-token opening makes "copy or re-solve" a single decision, and restating the expression puts the operands
+# next to the steps that read them, as in a first attempt (without it a tiny model re-solved far worse than it
+# solved: runbook.md, 2026-11-30).
 ALT_PREFIX = "Again:"
 _STEP = re.compile(r"^(1?\d)([+*-])(\d)([+-])(\d+)=(\d+)$")
 
 
 def alt_step(step: str) -> str:
-    """One scratchpad step in the second style: '7+6+0=13' -> '6+7+0 is 13,'; '4*6+2=26' -> '6*4+2 is 26,';
-    a subtraction column as the addition that checks it, '13-8-1=4' -> '8+1+4 is 13,'; 'so 83.' -> 'that is 83,'."""
+    """One scratchpad step in the second style: '7+6+0=13' -> '7+6+0 is 13,'; '15-8-0=7' -> '15-8-0 is 7,';
+    '4*6+2=26' -> '4*6+2 is 26,'; 'so 83.' -> 'that is 83,'."""
     if step.startswith("so "):
         return f"that is {step[3:].rstrip('.')},"
     m = _STEP.match(step)
     if not m:
         raise ValueError(f"not a scratchpad step: {step!r}")
     x, op, y, op2, c, r = m.groups()
-    if op == "-":
-        return f"{y}+{c}+{r} is {x},"
-    return f"{y}{op}{x}{op2}{c} is {r},"
+    return f"{x}{op}{y}{op2}{c} is {r},"
 
 
 def alt_solution(p: Problem, fault: Fault = None) -> tuple[str, str]:
     """p's solution written in the second style (with an optional fault carried through): (solution, answer)."""
     skill, ops = parse_statement(p.problem)
     steps, ans = solve(skill, ops, fault)
-    return " ".join([ALT_PREFIX] + [alt_step(s) for s in steps]) + " " + final_answer(str(ans)), str(ans)
+    expr = {"add": "{}+{}", "sub": "{}-{}", "mul": "{}\\times {}", "combo": "({}+{})\\times {}"}[skill].format(*ops)
+    return " ".join([ALT_PREFIX, expr, "gives"] + [alt_step(s) for s in steps]) + " " + final_answer(str(ans)), str(ans)
