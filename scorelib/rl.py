@@ -213,7 +213,7 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     if bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
         raise ValueError("policy_update needs right-padded rows (real tokens first, then padding)")
     device = next(policy.parameters()).device
-    token_budget = cpu_token_budget(policy) if token_budget == "auto" else token_budget
+    token_budget = cpu_token_budget(policy, "update") if token_budget == "auto" else token_budget
     n_tok = float(sum(m.sum() for m in masks).clamp(min=1))
     per_turn = isinstance(opt, PerTurnAdam)
     params_list = [p for p in policy.parameters() if p.requires_grad]

@@ -121,13 +121,15 @@ class Rollouts:
         return self.rewards > 0
 
 
-CPU_TOKEN_BUDGET = 8192  # padded tokens per forward pass on a CPU (measured best on 2 cores, benchmarks/rl_step_cost.py)
+# Padded tokens per forward pass on a CPU, for decoding and for the RL update's forward + backward (the better of
+# 2k-16k on 2 cores, benchmarks/rl_step_cost.py and runbook.md; noisy machine, so round numbers).
+CPU_TOKEN_BUDGET = {"decode": 8192, "update": 4096}
 
 
-def cpu_token_budget(model) -> int | None:
-    """Padded tokens per batched forward pass: CPU_TOKEN_BUDGET on a CPU, where large padded batches cost memory
-    traffic without adding parallelism; no limit on an accelerator (its batch sizes are set by the caller)."""
-    return CPU_TOKEN_BUDGET if next(model.parameters()).device.type == "cpu" else None
+def cpu_token_budget(model, kind: str = "decode") -> int | None:
+    """Padded tokens per batched forward pass: CPU_TOKEN_BUDGET[kind] on a CPU, where large padded batches cost
+    memory traffic without adding parallelism; no limit on an accelerator (its batch sizes are set by the caller)."""
+    return CPU_TOKEN_BUDGET[kind] if next(model.parameters()).device.type == "cpu" else None
 
 
 def length_chunks(lengths: Sequence[int], max_rows: int | None, token_budget: int | None) -> list[list[int]]:
@@ -188,11 +190,11 @@ def _forward_names(model) -> tuple[str, dict]:
 @torch.no_grad()
 def sample_compact(model, contexts: list[list[int]], temperature: float, max_new_tokens: int,
                    stop_ids: list[int], pad_id: int) -> list[list[int]]:
-    """Batched decoding with a KV cache that drops each row as soon as it writes a stop token.
+    """Batched decoding with a KV cache that drops rows from the batch as they write their stop token.
 
     ``model.generate`` keeps every row in the batch until the longest one ends, so one long attempt
     makes a large batch pay for all its rows at every step; here the batch shrinks as rows finish
-    (``DynamicCache.batch_select_indices``). The distribution is the same as ``generate_batch``'s:
+    (``DynamicCache.batch_select_indices``, each time a quarter of the batch has finished). The distribution is the same as ``generate_batch``'s:
     plain softmax at the temperature (argmax at 0). Returns each row's ids up to and including its
     stop token (max_new_tokens ids when it never stops)."""
     device = next(model.parameters()).device
@@ -202,20 +204,26 @@ def sample_compact(model, contexts: list[list[int]], temperature: float, max_new
     out = model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True, **extra)
     cache, logits = getattr(out, cache_kw), out.logits[:, -1]
     next_pos = pos[:, -1] + 1
-    active = torch.arange(len(contexts), device=device)
+    active = torch.arange(len(contexts), device=device)  # the original row of each row in the batch
+    live = torch.ones(len(contexts), dtype=torch.bool, device=device)  # rows of the batch still writing
     stop = torch.tensor(sorted(set(stop_ids)), device=device)
     gen: list[list[int]] = [[] for _ in contexts]
     for step in range(max_new_tokens):
         tok = _next_tokens(logits, temperature)
-        for row, t in zip(active.tolist(), tok.tolist()):
-            gen[row].append(t)
-        keep = ~torch.isin(tok, stop)
-        if step + 1 == max_new_tokens or not bool(keep.any()):
+        for row, t, on in zip(active.tolist(), tok.tolist(), live.tolist()):
+            if on:
+                gen[row].append(t)
+        live = live & ~torch.isin(tok, stop)
+        n_live = int(live.sum())
+        if step + 1 == max_new_tokens or n_live == 0:
             break
-        if not bool(keep.all()):
-            idx = keep.nonzero().squeeze(1)
+        # Drop finished rows once a quarter of the batch has finished: each drop copies the cache, so dropping
+        # every row the moment it ends would cost more than it saves on small batches. Until then a finished
+        # row's next tokens are computed and ignored.
+        if n_live <= 0.75 * len(live):
+            idx = live.nonzero().squeeze(1)
             cache.batch_select_indices(idx)
-            active, att, next_pos, tok = active[idx], att[idx], next_pos[idx], tok[idx]
+            active, att, next_pos, tok, live = active[idx], att[idx], next_pos[idx], tok[idx], live[idx]
         att = torch.cat([att, att.new_ones((att.shape[0], 1))], dim=1)
         out = model(input_ids=tok[:, None], attention_mask=att, position_ids=next_pos[:, None],
                     use_cache=True, **{cache_kw: cache})
