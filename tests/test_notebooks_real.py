@@ -40,7 +40,7 @@ def check_runs(results: Path, name: str, model_dir: Path, task: str, paper_name:
     d0 = results / "00_toy_world_and_base_model" / name
     assert json.loads((d0 / "base_model.json").read_text()) == {"model": str(model_dir), "task": task}
     assert not (d0 / "model").exists() and not (d0 / "history.jsonl").exists()  # nothing was pretrained
-    assert (d0 / "tables" / "test_set.csv").exists() and (d0 / "tables" / "base_quick_check.csv").exists()
+    assert (d0 / "tables" / "held_out_set.csv").exists() and (d0 / "tables" / "base_quick_check.csv").exists()
     d1 = results / "01_base_model_self_correction" / name
     for f in ("tables/table2_base.csv", "figures/fig3_edit_distance_base.png", "tables/fig7_sequential_base.csv",
               "transcripts.md"):
