@@ -353,8 +353,6 @@ class RLCommon(FromBase):
         _check(self.turn_budget in ("joint", "per_turn"), f"turn_budget must be 'joint' or 'per_turn', got {self.turn_budget!r}")
         _check(self.n_select >= 1, f"n_select must be >= 1, got {self.n_select}")
         _check(self.lr_warmup >= 0, f"lr_warmup must be >= 0, got {self.lr_warmup}")
-        _check(self.select != "val_greedy" or self.task == "toy" or bool(self.train_path),
-               "select val_greedy needs validation problems: on a real task set train_path (validation is carved from it)")
         _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         _check(len(self.lora_targets) >= 1, "lora_targets must name at least one module")
         _check_eval_split(self)

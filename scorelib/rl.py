@@ -89,7 +89,7 @@ def check_settings(s: RLSettings) -> None:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
     if s.turn_budget not in TURN_BUDGETS:
         raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {s.turn_budget!r}")
-    if s.lr_warmup < 0 or s.lr_warmup >= max(1, s.steps) and s.lr_warmup:
+    if s.lr_warmup < 0 or (s.lr_warmup and s.lr_warmup >= s.steps):
         raise ValueError(f"lr_warmup must be in [0, steps), got {s.lr_warmup} for {s.steps} steps")
 
 
@@ -204,11 +204,12 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     Rows are right-padded (each row's tokens, then padding): under a causal mask no real token attends to the
     padding after it, so chunks run without an attention mask (the fused causal attention path). Rows go
     through the model in chunks (``rollout.length_chunks``: sorted by length, at most ``micro_batch`` rows and
-    ``token_budget`` padded tokens ("auto": ``rollout.cpu_token_budget``), each cropped to its longest row) with gradient accumulation, so that a
-    real vocabulary's (rows, tokens, vocab) log-softmax fits in memory and little compute goes to padding;
-    the result equals the full-batch loss. With a ``PerTurnAdam`` each turn's loss (averaged over that turn's
+    ``token_budget`` padded tokens ("auto": ``rollout.cpu_token_budget``), each cropped to its longest row)
+    with gradient accumulation, so that a real vocabulary's (rows, tokens, vocab) log-softmax fits in memory and
+    little compute goes to padding; the result equals the full-batch loss. With a ``PerTurnAdam`` each turn's loss (averaged over that turn's
     tokens) has its own gradient, clipped to max_grad_norm and stepped by its own Adam. Returns the loss, the
-    gradient norm before clipping, the mean per-token KL of each turn and the seconds spent in the reference pass, the policy's forward + backward, and the optimizer step.
+    gradient norm before clipping, the mean per-token KL of each turn and the seconds spent in the reference
+    pass, the policy's forward + backward, and the optimizer step.
     """
     if bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
         raise ValueError("policy_update needs right-padded rows (real tokens first, then padding)")
@@ -216,9 +217,9 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     token_budget = cpu_token_budget(policy, "update") if token_budget == "auto" else token_budget
     n_tok = float(sum(m.sum() for m in masks).clamp(min=1))
     per_turn = isinstance(opt, PerTurnAdam)
-    params_list = [p for p in policy.parameters() if p.requires_grad]
+    params = [p for p in policy.parameters() if p.requires_grad]
     turn_tok = [max(1.0, float(m.sum())) for m in masks]
-    turn_grads = [[None] * len(params_list) for _ in masks]
+    turn_grads = [[None] * len(params) for _ in masks]
     kl_sum = [0.0] * len(masks)
     loss_total = 0.0
     sec = dict(ref_s=0.0, policy_s=0.0)
@@ -239,10 +240,11 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
         loss, kl = policy_loss(logp, ref_logp, ms, adv, betas)
         if per_turn:  # each turn's own mean loss, its gradient kept apart
             for t in range(len(ms)):
-                if float(ms[t].sum()) == 0:
+                chunk_turn_tok = float(ms[t].sum())
+                if chunk_turn_tok == 0:
                     continue
                 loss_t, _ = policy_loss(logp, ref_logp, [ms[t]], [adv[t]], [betas[t]])
-                grads = torch.autograd.grad(loss_t * (float(ms[t].sum()) / turn_tok[t]), params_list,
+                grads = torch.autograd.grad(loss_t * (chunk_turn_tok / turn_tok[t]), params,
                                             retain_graph=True, allow_unused=True)
                 for i, g in enumerate(grads):
                     if g is not None:
@@ -256,7 +258,6 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
         for t, m in enumerate(ms):
             kl_sum[t] += float((kl * m).sum())
     t0 = time.perf_counter()
-    params = [p for p in policy.parameters() if p.requires_grad]
     if per_turn:
         norms = []
         for t, o in enumerate(opt.opts):
@@ -391,16 +392,18 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
         adv, rew = advantages(ro.rewards, s)
         masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
         betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
-        keep = signal_rows(adv, s.k) if s.drop_flat_groups else torch.ones(len(ro.problem_index), dtype=torch.bool)
+        signal = signal_rows(adv, s.k)
+        keep = signal if s.drop_flat_groups else torch.ones_like(signal)
+        lr = lr_at(s, step)
         for g in opt.param_groups:
-            g["lr"] = lr_at(s, step)
+            g["lr"] = lr
         if bool(keep.any()):
             upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
                                 [m[keep] for m in masks], [a[keep] for a in adv], betas,
                                 micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
         else:  # no group has any signal: nothing to learn this step
             upd = dict(loss=0.0, grad_norm=0.0, **{f"kl_t{t + 1}": float("nan") for t in range(s.n_turns)})
-        rew.update(lr=lr_at(s, step), signal_groups=100 * float(signal_rows(adv, s.k).float().mean()))
+        rew.update(lr=lr, signal_groups=100 * float(signal.float().mean()))
         c = ro.correct
         row = dict(step=step + 1, acc_t1=100 * float(c[:, 0].mean()), **rew, **upd,
                    sample_s=t1 - t0, train_s=time.perf_counter() - t1)

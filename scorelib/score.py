@@ -277,8 +277,8 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
                 ) -> tuple[dict, list[str], list[str]]:
     """Rows of the Table 2 analogue: Base, Multi-turn RL and Stage I (notebook 20's evaluation), Self-Refine,
     STaR w/ D+_STaR and Pair-SFT w/ D_SFT (notebook 10's run, when it was made for the same task, model and
-    base, and the table is greedy as notebook 10 is), and SCoRe; a row from a run evaluated on another split (eval_split) is
-    left out with a note. Returns (rows, missing row names, notes).
+    base, and the table is greedy as notebook 10 is), and SCoRe; a row from a run evaluated on another split
+    (eval_split) is left out with a note. Returns (rows, missing row names, notes).
 
     Raises ConfigError when notebook 20's run was made for another task, model, base or adapter rank."""
     from scorelib.results import read_json
@@ -304,7 +304,8 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
                 notes.append(f"STaR, Pair-SFT and Self-Refine rows come from {sft_cfg.get('n_test')} held-out "
                              f"problems, SCoRe's from {cfg.n_test}")
     rows = {"Base model": rows20.get("Base model"), "Multi-turn RL": rows20.get("Multi-turn RL"),
-            "Stage I only": rows20.get("Stage I"), "Self-Refine": sft_rows.get("Self-Refine"), "STaR w/ D+_STaR": sft_rows.get("STaR D+_STaR"),
+            "Stage I only": rows20.get("Stage I"), "Self-Refine": sft_rows.get("Self-Refine"),
+            "STaR w/ D+_STaR": sft_rows.get("STaR D+_STaR"),
             "Pair-SFT w/ D_SFT": sft_rows.get("Pair-SFT D_SFT"), "SCoRe": score_row}
     if rows["Self-Refine"] is None and tiny:
         del rows["Self-Refine"]  # never run for the tiny model (notebook 10 says why)
