@@ -183,8 +183,7 @@ class PretrainConfig(Common):
     break_rate: float = 0.4  # corpus mix: P(y2 wrong | y1 right), else copy
     error_source: str = "own"  # corpus mix: 'own' attempts or 'injected' errors as y1
     turn2_mode: str = "edit"  # corpus mix: edit (fix_rate/break_rate by y1's correctness) or rewrite (rewrite_rate)
-    rewrite_rate: float = 0.7  # corpus mix (rewrite): P(y2 re-solves in the second style | y1), else a copy
-    rewrite_rate_wrong: float = -1.0  # corpus mix (rewrite): P(re-solve | y1 wrong) if >= 0 (-1: rewrite_rate)
+    rewrite_rate: float = 0.7  # corpus mix (rewrite): P(y2 re-solves in the second style | any y1), else a copy
     max_new_tokens: int = 160  # longest attempt
 
     def validate(self) -> None:
@@ -207,8 +206,6 @@ class PretrainConfig(Common):
         _check(self.turn2_mode in ("edit", "rewrite"), f"turn2_mode must be 'edit' or 'rewrite', got {self.turn2_mode!r}")
         for name in ("single_frac", "wrong_frac", "fix_rate", "break_rate", "rewrite_rate", "alt_single_frac"):
             _check(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
-        _check(self.rewrite_rate_wrong == -1 or 0 <= self.rewrite_rate_wrong <= 1,
-               f"rewrite_rate_wrong must be -1 (as rewrite_rate) or in [0, 1], got {self.rewrite_rate_wrong}")
         _check(self.error_source in ("own", "injected"),
                f"error_source must be 'own' or 'injected', got {self.error_source!r}")
         _check_eval_split(self)

@@ -42,8 +42,7 @@ class CorpusMix:
     break_rate: float = 0.4  # P(y2 is a wrong solution | y1 right), else y2 copies y1
     error_source: str = "own"  # "own": y1 is the model's own attempt; "injected": a corrupted reference
     turn2_mode: str = "edit"  # "edit": fix_rate / break_rate by y1's correctness; "rewrite": see rewrite_rate
-    rewrite_rate: float = 0.7  # "rewrite": P(y2 re-solves the problem in the second style | y1), else a copy
-    rewrite_rate_wrong: float = -1.0  # "rewrite": P(re-solve | y1 wrong) where it differs (-1: rewrite_rate, blind)
+    rewrite_rate: float = 0.7  # "rewrite": P(y2 re-solves the problem in the second style | any y1), else a copy
 
 
 def single_example(tokenizer, protocol: Protocol, problem: str, solution: str) -> Example:
@@ -116,9 +115,8 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
             p = rng.choice(singles)
             y1_text = corrupt_solution(p, rng)[0] if y1_wrong else p.solution
             y1_ids = enc(y1_text)
-        if mix.turn2_mode == "rewrite":  # blind to y1's correctness unless rewrite_rate_wrong says otherwise
-            rate = mix.rewrite_rate_wrong if (y1_wrong and mix.rewrite_rate_wrong >= 0) else mix.rewrite_rate
-            rewrite = rng.random() < rate
+        if mix.turn2_mode == "rewrite":  # the same choice whatever y1's correctness: the corpus reveals none
+            rewrite = rng.random() < mix.rewrite_rate
             y2 = alt_solution(p)[0] if rewrite else y1_text
             counts[("wrong_" if y1_wrong else "right_") + ("rewrite" if rewrite else "copy")] += 1
         elif y1_wrong:
@@ -147,8 +145,7 @@ def corpus_table(counts: dict) -> "pd.DataFrame":
 def mix_from_config(cfg) -> CorpusMix:
     """The corpus mix named by a PretrainConfig's fields."""
     return CorpusMix(cfg.single_frac, cfg.wrong_frac, cfg.fix_rate, cfg.break_rate, cfg.error_source,
-                     getattr(cfg, "turn2_mode", "edit"), getattr(cfg, "rewrite_rate", 0.7),
-                     getattr(cfg, "rewrite_rate_wrong", -1.0))
+                     getattr(cfg, "turn2_mode", "edit"), getattr(cfg, "rewrite_rate", 0.7))
 
 
 def resolve_example(tokenizer, protocol: Protocol, problem: Problem) -> Example:

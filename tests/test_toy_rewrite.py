@@ -72,28 +72,6 @@ def test_rewrite_corpus_reveals_nothing_about_the_first_attempt(tok, rate):
         assert y2 in (y1, toy.alt_solution(p)[0])  # a copy of y1, or the re-solve (always right)
 
 
-@pytest.mark.parametrize("right_rate, wrong_rate", [(0.0, 1.0), (1.0, 0.0)])
-def test_rewrite_rate_wrong_sets_the_rate_after_a_wrong_first_attempt(tok, right_rate, wrong_rate):
-    probs = toy.generate(4, seed=0)
-    wrong = [_attempt(tok, probs[0], "1+1+0=3 " + toy.final_answer("999"), False)]
-    right = [_attempt(tok, probs[1], probs[1].solution, True)]
-    mix = CorpusMix(single_frac=0.0, wrong_frac=0.5, turn2_mode="rewrite", rewrite_rate=right_rate,
-                    rewrite_rate_wrong=wrong_rate)
-    _, counts = build_phase2_corpus(tok, prompts.TOY, wrong + right, probs, 200, mix, 0)
-    n_wrong = counts["wrong_rewrite"] + counts["wrong_copy"]
-    n_right = counts["right_rewrite"] + counts["right_copy"]
-    assert n_wrong > 50 and n_right > 50
-    assert counts["wrong_rewrite"] == wrong_rate * n_wrong and counts["right_rewrite"] == right_rate * n_right
-
-
-def test_rewrite_rate_wrong_is_checked():
-    from scorelib import config as C
-
-    with pytest.raises(C.ConfigError, match="rewrite_rate_wrong"):
-        C.make_config(C.PretrainConfig, dict(rewrite_rate_wrong=1.5))
-    assert C.make_config(C.PretrainConfig, dict(rewrite_rate_wrong=0.9)).rewrite_rate_wrong == 0.9
-
-
 def test_bad_turn2_mode(tok):
     with pytest.raises(ValueError, match="turn2_mode"):
         build_phase2_corpus(tok, prompts.TOY, [], toy.generate(3, seed=0), 5, CorpusMix(turn2_mode="both"), 0)
