@@ -169,21 +169,21 @@ class PretrainConfig(Common):
     n_layers: int = 4
     n_heads: int = 4
     d_ffn: int = 384
-    phase1_steps: int = 850  # clean single attempts
-    alt_single_frac: float = 0.0  # share of phase-1 examples that re-solve in the second style after the instruction
-    phase2_steps: int = 250  # two-attempt traces built from the model's own attempts
+    phase1_steps: int = 1100  # clean single attempts (and re-solves, alt_single_frac)
+    alt_single_frac: float = 0.5  # share of phase-1 examples that re-solve in the second style after the instruction
+    phase2_steps: int = 400  # two-attempt traces built from the model's own attempts
     batch_size: int = 64
     lr: float = 3e-3
     n_own_problems: int = 3000  # training problems the phase-1 model attempts
     own_k: int = 1  # samples per problem at temperature 1 (plus one greedy) for the phase-2 corpus
     n_phase2: int = 40000  # phase-2 examples
-    single_frac: float = 0.1  # corpus mix: share of clean single attempts in phase 2
+    single_frac: float = 0.5  # corpus mix: share of clean single attempts in phase 2
     wrong_frac: float = 0.5  # corpus mix: share of traces whose y1 is wrong
     fix_rate: float = 0.6  # corpus mix: P(y2 correct | y1 wrong), else copy
     break_rate: float = 0.4  # corpus mix: P(y2 wrong | y1 right), else copy
     error_source: str = "own"  # corpus mix: 'own' attempts or 'injected' errors as y1
-    turn2_mode: str = "edit"  # corpus mix: edit (fix_rate/break_rate by y1's correctness) or rewrite (rewrite_rate)
-    rewrite_rate: float = 0.7  # corpus mix (rewrite): P(y2 re-solves in the second style | any y1), else a copy
+    turn2_mode: str = "rewrite"  # corpus mix: edit (fix_rate/break_rate by y1's correctness) or rewrite (rewrite_rate)
+    rewrite_rate: float = 0.6  # corpus mix (rewrite): P(y2 re-solves in the second style | any y1), else a copy
     max_new_tokens: int = 160  # longest attempt
 
     def validate(self) -> None:
