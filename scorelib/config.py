@@ -310,7 +310,7 @@ class RLCommon(FromBase):
     beta1: float = 0.01  # KL weight (paper: 0.01)
     beta2: float = 0.1  # Stage I's KL weight on turn-1 tokens (paper: 0.1)
     gamma: float = 0.0  # discount of the turn-2 reward into turn 1 (paper: 0; 0.8 in Fig. 8)
-    turn2_baseline: str = 'group'  # group: RLOO on shaped turn-2 rewards (paper); first_attempt: also subtracts the bonus' y1 term
+    turn2_baseline: str = 'group'  # group: RLOO on shaped turn-2 rewards (paper); first_attempt: also subtracts the bonus' y1 term; difference: RLOO of (1+alpha)(r2-r1)
     lora_rank: int = 0  # 0: full fine-tuning; else a peft LoRA adapter (the reference is the adapter disabled)
     lora_alpha: float = 16.0
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
@@ -345,8 +345,8 @@ class RLCommon(FromBase):
         _check(0 < self.lr < 1, f"lr must be in (0, 1), got {self.lr}")
         _check(0 < self.temperature <= 5, f"temperature must be in (0, 5], got {self.temperature}")
         _check(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
-        _check(self.turn2_baseline in ("group", "first_attempt"),
-               f"turn2_baseline must be 'group' or 'first_attempt', got {self.turn2_baseline!r}")
+        _check(self.turn2_baseline in ("group", "first_attempt", "difference"),
+               f"turn2_baseline must be 'group', 'first_attempt' or 'difference', got {self.turn2_baseline!r}")
         _check(self.select in ("train_reward", "val_greedy"),
                f"select must be 'train_reward' or 'val_greedy', got {self.select!r}")
         _check(self.lr_schedule in ("constant", "cosine"), f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")

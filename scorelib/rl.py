@@ -64,7 +64,7 @@ class RLSettings:
     beta_turn1: float = 0.1  # KL weight on turn-1 tokens (beta2 in Stage I, beta1 otherwise)
     beta_turn2: float = 0.01  # KL weight on turn-2 tokens (beta1)
     gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2 (r2 unshaped; 0: each turn its own reward)
-    turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (paper); "first_attempt": advantages()
+    turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (paper); others: see advantages()
     max_new_tokens: int = 160
     micro_batch: int | None = None  # rows per forward/backward (None: the whole batch)
     checkpoint_every: int = 0  # 0: only the final checkpoint (when a checkpoint_dir is given)
@@ -79,6 +79,7 @@ class RLSettings:
 OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn")
 LR_SCHEDULES = ("constant", "cosine")
 TURN_BUDGETS = ("joint", "per_turn")
+TURN2_BASELINES = ("group", "first_attempt", "difference")
 
 
 def check_settings(s: RLSettings) -> None:
@@ -176,10 +177,16 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
         # a baseline may depend on y1, and subtracting that term leaves (1 + alpha) x RLOO(r2). Same expected
         # gradient; whether the variance is lower depends on how r2 correlates with r1 (hence a sweep, not a default).
         a2 = (1 + s.alpha) * rloo_advantages(r[:, 1].view(-1, k)).view(-1)
+    elif s.turn2_baseline == "difference":
+        # Any function of y1 is a valid baseline for turn 2's tokens (y1 is written before y2 is sampled): subtracting
+        # (1 + alpha) * r1 leaves (1 + alpha)(r2 - r1), RLOO-centred. A copy of y1 then scores exactly 0 and a re-solve
+        # +-(1 + alpha) by what it changed, so the advantage no longer carries y1's correctness, which the group
+        # baseline leaves in turn 2 whenever the group's first attempts differ. Same expected gradient (tested).
+        a2 = (1 + s.alpha) * rloo_advantages((r[:, 1] - r1).view(-1, k)).view(-1)
     elif s.turn2_baseline == "group":
         a2 = rloo_advantages(r2.view(-1, k)).view(-1)
     else:
-        raise ValueError(f"turn2_baseline must be 'group' or 'first_attempt', got {s.turn2_baseline!r}")
+        raise ValueError(f"turn2_baseline must be one of {TURN2_BASELINES}, got {s.turn2_baseline!r}")
     a2 = a2 if s.reward_turn2 else torch.zeros_like(r2)
     used = (r1 if s.reward_turn1 else 0.0) + (r[:, 1] if s.reward_turn2 else 0.0)
     return [a1, a2], dict(reward=float(torch.as_tensor(used).mean()), shaped_reward=float(r2.mean()))

@@ -66,6 +66,23 @@ def test_stage2_first_attempt_baseline_removes_the_bonus_y1_term():
         rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="nope"))
 
 
+def test_difference_baseline_scores_a_copy_zero():
+    # rows (r1, r2): A: i->c, i->i; B: c->c, c->i. r2 - r1 = 1, 0 | 0, -1; RLOO within each group of 2: 1, -1 | 1, -1
+    r = np.array([[0, 1], [0, 0], [1, 1], [1, 0]])
+    (a1, a2), _ = rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="difference"))
+    assert a2.tolist() == [11.0, -11.0, 11.0, -11.0] and a1.tolist() == [0.0, 0.0, 0.0, 0.0]
+    # A group whose first attempts differ and whose second attempts copy them (shaped r2 = 1, 0): group RLOO gives
+    # turn 2 +-1 for y1's correctness alone; the difference baseline gives 0.
+    r = np.array([[1, 1], [0, 0]])
+    (_, g2), _ = rl.advantages(r, rl.objective("stage2", k=2))
+    (_, d2), _ = rl.advantages(r, rl.objective("stage2", k=2, turn2_baseline="difference"))
+    assert g2.tolist() == [1.0, -1.0] and d2.tolist() == [0.0, 0.0]
+    (_, s2), _ = rl.advantages(np.array([[1, 1], [0, 1], [1, 0], [0, 0]]),
+                               rl.objective("stage1", k=4, turn2_baseline="difference"))
+    # Stage I (alpha 0): r2 - r1 = 0, 1, -1, 0; leave-one-out means 0, -1/3, 1/3, 0
+    assert s2.tolist() == pytest.approx([0.0, 4 / 3, -4 / 3, 0.0])
+
+
 def test_discounted_turn1_return():
     (a1, a2), _ = rl.advantages(REWARDS, rl.objective("multi_turn", k=2, gamma=0.8))
     g1 = REWARDS[:, 0] + 0.8 * REWARDS[:, 1]  # 0.8, 1.8, 1.0, 0.0
@@ -249,7 +266,7 @@ def test_both_turn2_baselines_have_the_same_expected_gradient(k):
     # outcome of a group of k samples and compare E[A2 * score] under both baselines, for each theta.
     q, p, alpha = 0.4, {0: 0.3, 1: 0.9}, 10.0
     grads = {}
-    for tb in ("group", "first_attempt"):
+    for tb in ("group", "first_attempt", "difference"):
         g = {0: 0.0, 1: 0.0}
         for outcome in itertools.product([0, 1], repeat=2 * k):
             r = np.array(outcome, dtype=float).reshape(k, 2)
@@ -260,6 +277,8 @@ def test_both_turn2_baselines_have_the_same_expected_gradient(k):
         grads[tb] = g
     assert grads["group"][0] == pytest.approx(grads["first_attempt"][0], abs=1e-9)
     assert grads["group"][1] == pytest.approx(grads["first_attempt"][1], abs=1e-9)
+    assert grads["group"][0] == pytest.approx(grads["difference"][0], abs=1e-9)
+    assert grads["group"][1] == pytest.approx(grads["difference"][1], abs=1e-9)
     assert abs(grads["group"][0]) > 0.1 and abs(grads["group"][1]) > 0.01  # real gradients, not zeros
 
 
