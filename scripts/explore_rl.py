@@ -28,12 +28,9 @@ from scorelib import score  # noqa: E402
 from scorelib.models import load_model  # noqa: E402
 from scorelib.tasks import load_task  # noqa: E402
 
-KEYS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c", "delta_c2i", "fix_own", "different_answer")
-
-
 def summary(model, tok, task, problems, seed: int) -> dict:
     ev = score.evaluate_all(model, tok, task, problems, [0.0], 160, 512, 1000, seed)[0.0]
-    return {k: round(float(ev.summary[k]), 2) for k in KEYS}
+    return {k: round(float(ev.summary[k]), 2) for k in score.SWEEP_COLUMNS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     task = load_task("toy")
     base, tok = load_model(a.base, device="cpu")
-    o1 = dict(json.loads(a.stage1), seeds=[a.seed], progress=False)
+    over1, over2 = json.loads(a.stage1), (json.loads(a.stage2) if a.stage2 else None)
+    o1 = dict(over1, seeds=[a.seed], progress=False)
     cfg1 = C.make_config(C.Stage1Config, o1)
     n_sel = cfg1.n_select
     val = task.val_problems(n_sel + a.n_val)[n_sel:]
-    res = dict(name=a.name, base=a.base, seed=a.seed, first=a.first, stage1=json.loads(a.stage1),
-               stage2=json.loads(a.stage2) if a.stage2 else None, eval=f"validation problems {n_sel}..{n_sel + a.n_val}")
+    res = dict(name=a.name, base=a.base, seed=a.seed, first=a.first, stage1=over1, stage2=over2, eval=f"validation problems {n_sel}..{n_sel + a.n_val}")
     train = task.train_problems(cfg1.n_train, seed=a.seed)
     if a.eval_base:
         res["base_eval"] = summary(base, tok, task, val, a.seed)
@@ -73,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     res["first_checkpoint"] = best.name
     res["first_s"] = round(time.time() - t0, 1)
     del policy
-    if a.stage2:
-        o2 = dict(json.loads(a.stage2), seeds=[a.seed], progress=False)
+    if over2 is not None:
+        o2 = dict(over2, seeds=[a.seed], progress=False)
         cfg2 = C.make_config(C.Stage2Config, o2)
         t1 = time.time()
         s2 = score.settings("stage2", cfg2)
