@@ -3,7 +3,9 @@
 One call samples y1 and y2 for every held-out problem (greedy by default, as the
 paper evaluates) and returns everything the tables and figures need: per-problem
 correctness of each attempt, extracted answers, edit-distance ratios, and the
-metrics with bootstrap CIs.
+metrics with bootstrap CIs. Under a multi-process launcher (``scorelib.distributed``)
+each process rolls out its share of the problems and every process gets all rows
+back (``rollout.rollout_sharded``); in a single process nothing changes.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pandas as pd
 from scorelib import metrics as M
 from scorelib.grading import extract_answer, reward
 from scorelib.prompts import Protocol
-from scorelib.rollout import Rollouts, rollout
+from scorelib.rollout import Rollouts, rollout_sharded
 
 
 @dataclass
@@ -63,9 +65,9 @@ def evaluate_two_turn(model, tokenizer, problems: list, protocol: Protocol, temp
     ``reward_fn``/``extract_fn`` default to MATH-style grading; a task passes its own
     (``scorelib.tasks.Task.reward`` and ``.extract``).
     """
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
-                 n_turns=2, k=1, temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                 seed=seed, progress=progress)
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                         reward_fn, n_turns=2, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed, progress=progress)
     return scored(ro, problems, extract_fn, temperature, n_boot, seed)
 
 
@@ -85,9 +87,9 @@ def sequential_attempts(model, tokenizer, problems: list, protocol: Protocol, n_
                         temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 512,
                         seed: int = 0, progress: bool = False, reward_fn=reward) -> np.ndarray:
     """Accuracy (percent) of each of n sequential attempts [x, y1, p, y2, p, y3, ...] (Fig. 7)."""
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
-                 n_turns=n_attempts, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
-                 batch_size=batch_size, seed=seed, progress=progress)
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                         reward_fn, n_turns=n_attempts, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed, progress=progress)
     return M.sequential_accuracy(ro.correct)
 
 
@@ -98,9 +100,9 @@ def self_refine(model, tokenizer, problems: list, protocol: Protocol, critique: 
     greedy; y2 (the rewrite) is scored as the second attempt. The returned evaluation's transcripts
     show y1 and the rewrite; the critiques are in ``rollouts.meta["critiques"]`` (the token ids and
     segments are those of the whole three-turn sequence)."""
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
-                 n_turns=3, k=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-                 progress=progress, instructions=[critique, rewrite])
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                         reward_fn, n_turns=3, k=1, temperature=0.0, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed, progress=progress, instructions=[critique, rewrite])
     y1, y2 = ro.texts[0], ro.texts[2]
     two = Rollouts(ro.problem_index, [y1, y2], [ro.attempt_ids[0], ro.attempt_ids[2]], ro.rewards[:, [0, 2]],
                    ro.input_ids, ro.attention_mask, ro.segments,

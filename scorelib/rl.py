@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from scorelib import distributed
 from scorelib.grading import extract_answer
 from scorelib.grading import reward as grade_reward
 from scorelib.models import reference_mode
@@ -193,13 +194,14 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
 
 
 def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                       temperature: float = 1.0) -> torch.Tensor:
-    """log-probs under the frozen reference: `ref` when given, else `policy` with its LoRA adapter disabled."""
+                       temperature: float = 1.0, forward_model=None) -> torch.Tensor:
+    """log-probs under the frozen reference: `ref` when given, else `policy` with its LoRA adapter disabled
+    (called through ``forward_model``, the policy's distributed wrapper, when one is given)."""
     with torch.no_grad():
         if ref is not None:
             return token_logprobs(ref, input_ids, attention_mask, temperature)
         with reference_mode(policy):
-            return token_logprobs(policy, input_ids, attention_mask, temperature)
+            return token_logprobs(forward_model or policy, input_ids, attention_mask, temperature)
 
 
 def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -220,6 +222,9 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     """
     if bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
         raise ValueError("policy_update needs right-padded rows (real tokens first, then padding)")
+    if distributed.active():  # this process's rows of a batch split across processes
+        return _policy_update_distributed(policy, ref, opt, input_ids, attention_mask, masks, advantages, betas,
+                                          micro_batch, max_grad_norm, temperature, token_budget)
     device = next(policy.parameters()).device
     token_budget = cpu_token_budget(policy, "update") if token_budget == "auto" else token_budget
     n_tok = float(sum(m.sum() for m in masks).clamp(min=1))
@@ -280,6 +285,104 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     policy.eval()
     return dict(loss=loss_total, grad_norm=float(grad_norm),
                 **{f"kl_t{t + 1}": kl_sum[t] / max(1.0, float(m.sum())) for t, m in enumerate(masks)}, **sec)
+
+
+def _policy_update_distributed(policy, ref, opt, input_ids, attention_mask, masks, advantages, betas, micro_batch,
+                               max_grad_norm, temperature, token_budget) -> dict:
+    """``policy_update`` on this process's rows when several processes share a batch (``distributed``).
+
+    The single-process loss is the mean over the whole batch's attempt tokens (per turn with a ``PerTurnAdam``). Each
+    process weights its chunks by (processes / global tokens), with the global count summed over the processes first;
+    DDP averages the gradients in the last chunk's backward (the earlier ones accumulate under ``no_sync``), so the
+    all-reduced gradient is the single-process one. Clipping sees that global gradient, and every process steps the
+    same Adam. A process with no rows joins the all-reduce with a zero gradient. With a ``PerTurnAdam`` each turn
+    runs its own pass over the chunks (forward and backward again: DDP reduces one backward per forward), its
+    gradient set aside, then each turn's gradient is clipped and stepped as in the single-process path."""
+    device = next(policy.parameters()).device
+    wrapped = distributed.wrap(policy)
+    world = distributed.world()
+    token_budget = cpu_token_budget(policy, "update") if token_budget == "auto" else token_budget
+    per_turn = isinstance(opt, PerTurnAdam)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    local_tok = [float(m.sum()) for m in masks]
+    turn_tok_global = distributed.sum_across(local_tok)
+    n_tok = max(1.0, sum(turn_tok_global))
+    turn_tok = [max(1.0, x) for x in turn_tok_global]
+    chunks = []
+    for rows in length_chunks(attention_mask.sum(1).tolist(), micro_batch, token_budget):
+        width = int(attention_mask[rows].sum(1).max())
+        ms = [m[rows, :width].to(device) for m in masks]
+        if float(sum(m.sum() for m in ms)) > 0:
+            chunks.append((rows, width, ms))
+    kl_sum = [0.0] * len(masks)
+    loss_local = 0.0
+    sec = dict(ref_s=0.0, policy_s=0.0)
+
+    def one_pass(turn: int | None) -> None:
+        """Forward + backward over this process's chunks: the joint loss (turn None) or one turn's; the gradient is
+        all-reduced in the last backward."""
+        nonlocal loss_local
+        live = [c for c in chunks if turn is None or float(c[2][turn].sum()) > 0]
+        if not live:
+            distributed.zero_backward(wrapped, policy)
+            return
+        for j, (rows, width, ms) in enumerate(live):
+            ids = input_ids[rows, :width].to(device)
+            t0 = time.perf_counter()
+            ref_logp = reference_logprobs(policy, ref, ids, None, temperature, forward_model=wrapped)
+            t1 = time.perf_counter()
+            with distributed.no_sync(wrapped, sync=j + 1 == len(live)):
+                logp = token_logprobs(wrapped, ids, None, temperature)
+                adv = [a[rows].to(device) for a in advantages]
+                if turn is None:
+                    chunk_tok = float(sum(m.sum() for m in ms))
+                    loss, kl = policy_loss(logp, ref_logp, ms, adv, betas)
+                    (loss * (world * chunk_tok / n_tok)).backward()
+                    loss_local += float(loss.detach()) * chunk_tok / n_tok
+                else:
+                    chunk_turn_tok = float(ms[turn].sum())
+                    loss_t, _ = policy_loss(logp, ref_logp, [ms[turn]], [adv[turn]], [betas[turn]])
+                    (loss_t * (world * chunk_turn_tok / turn_tok[turn])).backward()
+                    loss, kl = policy_loss(logp.detach(), ref_logp, ms, adv, betas)
+                    if turn == 0:  # the logged joint loss and KL, once
+                        loss_local += float(loss) * float(sum(m.sum() for m in ms)) / n_tok
+            sec["ref_s"] += t1 - t0
+            sec["policy_s"] += time.perf_counter() - t1
+            if turn is None or turn == 0:
+                kl = kl.detach()
+                for t, m in enumerate(ms):
+                    kl_sum[t] += float((kl * m).sum())
+
+    opt.zero_grad(set_to_none=True)
+    policy.train()
+    if per_turn:
+        turn_grads = []
+        for t in range(len(masks)):
+            one_pass(t)
+            turn_grads.append([p.grad for p in params])
+            opt.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        norms = []
+        for t, o in enumerate(opt.opts):
+            if turn_tok_global[t] == 0:  # no tokens of this turn anywhere: the single-process path skips it too
+                grads = [None] * len(params)
+            else:
+                grads = turn_grads[t]
+            for p, g in zip(params, grads):
+                p.grad = g
+            norms.append(float(distributed.clip_grad_norm(wrapped, params, max_grad_norm)))
+            o.step()
+        grad_norm = float(np.sqrt(sum(x * x for x in norms)))
+    else:
+        one_pass(None)
+        t0 = time.perf_counter()
+        grad_norm = distributed.clip_grad_norm(wrapped, params, max_grad_norm)
+        opt.step()
+    sec["step_s"] = time.perf_counter() - t0
+    policy.eval()
+    summed = distributed.sum_across([loss_local, *kl_sum])
+    return dict(loss=summed[0], grad_norm=float(grad_norm),
+                **{f"kl_t{t + 1}": summed[1 + t] / max(1.0, turn_tok_global[t]) for t in range(len(masks))}, **sec)
 
 
 def _trainable_state(model) -> dict:
@@ -369,6 +472,12 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
     if s.problems_per_step > len(problems):
         raise ValueError(f"problems_per_step {s.problems_per_step} > {len(problems)} training problems")
     check_settings(s)
+    dist = distributed.active()
+    if dist:
+        if s.problems_per_step < distributed.world():
+            raise ValueError(f"problems_per_step {s.problems_per_step} < {distributed.world()} processes: each "
+                             "process needs at least one problem (RLOO group) a step")
+        distributed.wrap(policy)  # DDP (or FSDP) before the optimizer is built over its parameters
     opt = make_optimizer(policy, s)
     if ref is not None:
         ref.eval()
@@ -376,6 +485,7 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
     run = dict(settings=asdict(s), seed=seed, n_problems=len(problems), **(run_info or {}))
     run = json.loads(json.dumps(run, default=str))  # as it reads back from state.json
     done = checkpoints(checkpoint_dir) if checkpoint_dir is not None else []
+    distributed.barrier()  # every process has listed the checkpoints before the main one writes any
     if done:
         saved = json.loads((done[-1] / "state.json").read_text()).get("run", {})
         # settings added since the checkpoint was written take their defaults (older runs stay resumable)
@@ -384,14 +494,23 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
             diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
             raise ValueError(f"{checkpoint_dir} holds checkpoints of a different run (differs in {diff}): use "
                              "another run_name, or delete that folder to start afresh")
-        start, log = load_checkpoint(done[-1], policy, opt)
+        with distributed.full_params(policy, writeback=True):
+            start, log = load_checkpoint(done[-1], policy, opt)
     elif checkpoint_dir is not None and s.save_start:
-        save_checkpoint(Path(checkpoint_dir) / "step_000000", policy, opt, 0, [], run)
-    for step in tqdm(range(start, s.steps), desc="rl", disable=not progress, leave=False, initial=start,
-                     total=s.steps):
+        _save_on_main(Path(checkpoint_dir) / "step_000000", policy, opt, 0, [], run)
+    for step in tqdm(range(start, s.steps), desc="rl", disable=not progress or not distributed.is_main(),
+                     leave=False, initial=start, total=s.steps):
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, step])  # the same problems for this step, resumed or not
         batch = [problems[i] for i in rng.choice(len(problems), s.problems_per_step, replace=False)]
+        if dist:  # this process's problems (whole RLOO groups), sampled from its own stream
+            row = _distributed_step(policy, ref, opt, tokenizer, protocol, batch, s, seed, step, reward_fn,
+                                    extract_fn, micro_batch, t0)
+            log.append(row)
+            if checkpoint_dir is not None and (step + 1 == s.steps or
+                                               (s.checkpoint_every and (step + 1) % s.checkpoint_every == 0)):
+                _save_on_main(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log, run)
+            continue
         ro = rollout(policy, tokenizer, [p.problem for p in batch], [p.answer for p in batch], protocol,
                      reward_fn, n_turns=s.n_turns, k=s.k, temperature=s.temperature,
                      max_new_tokens=s.max_new_tokens, batch_size=len(batch) * s.k, seed=seed * 100_003 + step)
@@ -425,3 +544,53 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
             save_checkpoint(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log, run)
     return log
 
+
+def _save_on_main(path: Path, policy, opt, step: int, log: list[dict], run: dict) -> None:
+    """save_checkpoint on the main process only (the others wait, so none reads a checkpoint half written)."""
+    with distributed.full_params(policy):
+        if distributed.is_main():
+            save_checkpoint(path, policy, opt, step, log, run)
+    distributed.barrier()
+
+
+def _distributed_step(policy, ref, opt, tokenizer, protocol: Protocol, batch: list, s: RLSettings, seed: int,
+                      step: int, reward_fn, extract_fn, micro_batch, t0: float) -> dict:
+    """One step of ``rl_train`` on this process's share of the step's problems (``distributed.share``: whole
+    problems, so each RLOO group is sampled, scored and given its advantages here). The update is
+    ``policy_update``'s distributed path (gradients all-reduced by DDP); the logged row is the global one: the
+    rewards and answer changes of every process's rows are gathered (in problem order, as a single process
+    orders them) before the log's means are taken."""
+    part = distributed.share(len(batch))
+    mine = [batch[i] for i in part]
+    ro = rollout(policy, tokenizer, [p.problem for p in mine], [p.answer for p in mine], protocol, reward_fn,
+                 n_turns=s.n_turns, k=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens,
+                 batch_size=len(mine) * s.k, seed=distributed.rank_seed(seed * 100_003 + step))
+    t1 = time.perf_counter()
+    adv, _ = advantages(ro.rewards, s)
+    masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
+    betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
+    signal = signal_rows(adv, s.k)
+    keep = signal if s.drop_flat_groups else torch.ones_like(signal)
+    lr = lr_at(s, step)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    if distributed.any_across(bool(keep.any())):
+        upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
+                            [m[keep] for m in masks], [a[keep] for a in adv], betas,
+                            micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
+    else:  # no group anywhere has any signal: nothing to learn this step
+        upd = dict(loss=0.0, grad_norm=0.0, **{f"kl_t{t + 1}": float("nan") for t in range(s.n_turns)})
+    if s.n_turns >= 2:
+        diff = [extract_fn(y1) != extract_fn(y2) for y1, y2 in zip(ro.texts[0], ro.texts[1])]
+    else:
+        diff = [False] * len(ro.texts[0])
+    rows = distributed.gather_rows([(list(map(float, r)), bool(d)) for r, d in zip(ro.rewards, diff)])
+    rewards = np.array([r for r, _ in rows], dtype=np.float64)
+    all_adv, rew = advantages(rewards, s)
+    rew.update(lr=lr, signal_groups=100 * float(signal_rows(all_adv, s.k).float().mean()))
+    c = rewards > 0
+    row = dict(step=step + 1, acc_t1=100 * float(c[:, 0].mean()), **rew, **upd,
+               sample_s=t1 - t0, train_s=time.perf_counter() - t1)
+    if s.n_turns >= 2:
+        row.update(acc_t2=100 * float(c[:, 1].mean()), different_answer=100 * float(np.mean([d for _, d in rows])))
+    return row

@@ -359,3 +359,48 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     return Rollouts(index, texts, attempts, rewards, ids, (segs != PAD_SEG).long(), segs,
                     meta=dict(temperature=temperature, k=k, n_turns=n_turns, max_new_tokens=max_new_tokens,
                               engine=engine, seconds=seconds))
+
+
+def rollout_sharded(model, tokenizer, problems: Sequence[str], answers: Sequence[str], protocol: Protocol,
+                    reward_fn: Callable[[str, str], float], k: int = 1, seed: int | None = None,
+                    given_y1: Sequence[list[int]] | None = None, **kw) -> Rollouts:
+    """``rollout`` over all problems, split across processes when a launcher started several (``distributed``):
+    each process rolls out its share of the problems (all k samples of each), with its own sampling seed, and the
+    rows are gathered back in problem order on every process, padded as one ``rollout`` call would pad them. In a
+    single process this is ``rollout`` itself. Greedy rows do not depend on the split; sampled rows are draws of the
+    same distribution from other random streams. ``meta`` is the main process's (its ``seconds`` time its share)."""
+    from scorelib import distributed
+
+    if not distributed.active():
+        return rollout(model, tokenizer, problems, answers, protocol, reward_fn, k=k, seed=seed, given_y1=given_y1,
+                       **kw)
+    if len(problems) != len(answers):
+        raise ValueError(f"{len(problems)} problems but {len(answers)} answers")
+    part = distributed.share(len(problems))
+    rows, meta = [], {}
+    kw["progress"] = kw.get("progress", False) and distributed.is_main()
+    if len(part):
+        ro = rollout(model, tokenizer, [problems[i] for i in part], [answers[i] for i in part], protocol, reward_fn,
+                     k=k, seed=distributed.rank_seed(seed),
+                     given_y1=None if given_y1 is None else given_y1[part.start * k:part.stop * k], **kw)
+        meta = ro.meta
+        n = ro.attention_mask.sum(1).tolist()
+        rows = [dict(index=int(ro.problem_index[r]) + part.start, texts=[t[r] for t in ro.texts],
+                     ids=[list(a[r]) for a in ro.attempt_ids], rewards=[float(x) for x in ro.rewards[r]],
+                     seq=ro.input_ids[r, :n[r]].tolist(), seg=ro.segments[r, :n[r]].tolist())
+                for r in range(len(ro.problem_index))]
+    every = distributed.gather_rows(rows)
+    meta = next((m for m in distributed.gather_rows([meta]) if m), {})  # the first process with rows
+    if not every:
+        raise ValueError("no problems to roll out")
+    n_turns = len(every[0]["texts"])
+    width = max(len(r["seq"]) for r in every)
+    ids = torch.full((len(every), width), tokenizer.pad_token_id, dtype=torch.long)
+    segs = torch.zeros((len(every), width), dtype=torch.long)
+    for i, r in enumerate(every):
+        ids[i, :len(r["seq"])] = torch.tensor(r["seq"], dtype=torch.long)
+        segs[i, :len(r["seg"])] = torch.tensor(r["seg"], dtype=torch.long)
+    return Rollouts(np.array([r["index"] for r in every]), [[r["texts"][t] for r in every] for t in range(n_turns)],
+                    [[r["ids"][t] for r in every] for t in range(n_turns)],
+                    np.array([r["rewards"] for r in every], dtype=np.float64).reshape(len(every), n_turns), ids,
+                    (segs != PAD_SEG).long(), segs, meta=dict(meta, processes=distributed.world()))

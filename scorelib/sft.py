@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorelib.prompts import Protocol
-from scorelib.rollout import encode_glue, encode_turn1, glue_after, rollout
+from scorelib import distributed
+from scorelib.rollout import encode_glue, encode_turn1, glue_after, rollout_sharded
 from scorelib.training import Example
 
 
@@ -64,9 +65,9 @@ def collect_traces(model, tokenizer, problems: list, protocol: Protocol, reward_
                    temperature: float = 1.0, max_new_tokens: int = 160, batch_size: int = 512, seed: int = 0,
                    progress: bool = False) -> list[Trace]:
     """k two-turn samples [x, y1, p, y2] per problem from the current model."""
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
-                 n_turns=2, k=k, temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                 seed=seed, progress=progress)
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                         reward_fn, n_turns=2, k=k, temperature=temperature, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed, progress=progress)
     c = ro.correct
     return [Trace(int(ro.problem_index[r]), tuple(ro.attempt_ids[0][r]), tuple(ro.attempt_ids[1][r]),
                   ro.texts[0][r], ro.texts[1][r], bool(c[r, 0]), bool(c[r, 1])) for r in range(len(ro.problem_index))]
@@ -224,17 +225,18 @@ def correction_rate_given(model, tokenizer, protocol: Protocol, problems: list, 
     if not rows:
         return float("nan")
     ps = [problems[i] for i, _ in rows]
-    ro = rollout(model, tokenizer, [p.problem for p in ps], [p.answer for p in ps], protocol, reward_fn, n_turns=2,
-                 k=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                 given_y1=[list(y) for _, y in rows])
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in ps], [p.answer for p in ps], protocol, reward_fn,
+                         n_turns=2, k=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         given_y1=[list(y) for _, y in rows])
     return 100.0 * float(ro.correct[:, 1].mean())
 
 
 def self_correction_rate(model, tokenizer, protocol: Protocol, problems: list, reward_fn, max_new_tokens: int = 160,
                          batch_size: int = 512) -> float:
     """Percent of the model's own (greedy) wrong first attempts that its second attempt fixes."""
-    ro = rollout(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol, reward_fn,
-                 n_turns=2, k=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                         reward_fn, n_turns=2, k=1, temperature=0.0, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size)
     wrong = ~ro.correct[:, 0]
     return 100.0 * float(ro.correct[wrong, 1].mean()) if wrong.any() else float("nan")
 
@@ -330,12 +332,13 @@ def run_seed(base, tokenizer, protocol: Protocol, reward_fn, extract_fn, train: 
         evals[name] = evaluate_two_turn(model, tokenizer, test, protocol, temperature=0.0, n_boot=n_boot, seed=seed,
                                         progress=progress, reward_fn=reward_fn, extract_fn=extract_fn, **gen)
         if n_edit_train:
-            ro = rollout(model, tokenizer, [p.problem for p in train[:n_edit_train]],
-                         [p.answer for p in train[:n_edit_train]], protocol, reward_fn, n_turns=2, temperature=0.0,
-                         **gen)
+            ro = rollout_sharded(model, tokenizer, [p.problem for p in train[:n_edit_train]],
+                                 [p.answer for p in train[:n_edit_train]], protocol, reward_fn, n_turns=2,
+                                 temperature=0.0, **gen)
             train_edit[name] = np.array([edit_distance_ratio(a, b) for a, b in zip(ro.y1_text, ro.y2_text)])
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and distributed.is_main():  # one writer under a multi-process launcher
             save_model(model, tokenizer, Path(checkpoint_dir) / checkpoint_name(name), tiny=tiny)
+        distributed.barrier()
         seconds[name] = dict(train=t2 - t1, evaluate=time.perf_counter() - t2)
         del model
     seconds["total"] = time.perf_counter() - t0

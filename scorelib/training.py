@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from scorelib import distributed
+
 
 @dataclass
 class Example:
@@ -72,26 +74,37 @@ def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int,
     device = next(model.parameters()).device
     rng = random.Random(seed)
     torch.manual_seed(seed)
+    dist = distributed.active()
+    wrapped = distributed.wrap(model) if dist else model  # DDP under a launcher, built before the optimizer
     opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                          betas=(0.9, 0.98), weight_decay=weight_decay)
     model.train()
     history, queue, t0 = [], [], time.perf_counter()
     run_loss, run_tok = 0.0, 0
-    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+    for step in tqdm(range(steps), desc=desc, disable=not progress or not distributed.is_main(), leave=False):
         if not queue:
             queue = bucketed_batches(examples, batch_size, rng)
-        ids, att, labels = collate(queue.pop(), pad_id, device)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup)
-        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        n_tok = int((labels[:, 1:] != -100).sum())
-        run_loss += loss.item() * n_tok
-        run_tok += n_tok
+        if dist:  # every process drew the same global batch: each trains its share of the rows
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, warmup)
+            loss_sum, n_tok = _distributed_step(model, wrapped, opt, queue.pop(), pad_id, device)
+            run_loss += loss_sum
+            run_tok += n_tok
+        else:
+            ids, att, labels = collate(queue.pop(), pad_id, device)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, warmup)
+            loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            n_tok = int((labels[:, 1:] != -100).sum())
+            run_loss += loss.item() * n_tok
+            run_tok += n_tok
         if (step + 1) % log_every == 0 or step + 1 == steps:
+            if dist:  # each process summed its own rows' loss; run_tok already counts the global batches
+                run_loss = distributed.sum_across([run_loss])[0]
             history.append(dict(step=step + 1, loss=run_loss / max(1, run_tok), lr=opt.param_groups[0]["lr"],
                                 seconds=time.perf_counter() - t0))
             run_loss, run_tok = 0.0, 0
@@ -101,3 +114,34 @@ def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int,
             model.train()
     model.eval()
     return history
+
+
+def target_tokens(batch: list[Example]) -> int:
+    """Tokens the loss averages over in a batch: the masked positions after the first (as ``collate`` labels them
+    and the model's shifted loss counts them)."""
+    return sum(sum(e.mask[1:]) for e in batch)
+
+
+def _distributed_step(model, wrapped, opt, batch: list[Example], pad_id: int, device) -> tuple[float, int]:
+    """One optimizer step on this process's share of a global batch (rows ``distributed.share``).
+
+    The single-process loss is the mean over the global batch's target tokens. Here each process's loss is its rows'
+    token sum times (processes / global tokens): DDP averages the gradients over the processes in ``backward``, so
+    the all-reduced gradient is the single-process one, however the tokens fall between the shards. Clipping then
+    sees the global gradient and Adam steps the same on every process. Returns (this process's loss sum, the
+    global batch's target tokens)."""
+    n_global = target_tokens(batch)
+    mine = [batch[i] for i in distributed.share(len(batch))]
+    opt.zero_grad(set_to_none=True)
+    n_local = target_tokens(mine) if mine else 0
+    loss_sum = 0.0
+    if n_local:
+        ids, att, labels = collate(mine, pad_id, device)
+        loss = wrapped(input_ids=ids, attention_mask=att, labels=labels).loss * n_local
+        (loss * (distributed.world() / max(1, n_global))).backward()
+        loss_sum = float(loss.detach())
+    else:  # no rows (or no target tokens) here this step: join the all-reduce with a zero gradient
+        distributed.zero_backward(wrapped, model)
+    distributed.clip_grad_norm(wrapped, list(model.parameters()), 1.0)
+    opt.step()
+    return loss_sum, n_global
