@@ -144,6 +144,8 @@ def clip_grad_norm(wrapped, params, max_norm: float) -> torch.Tensor:
     acc = accelerator()
     if acc is None:
         return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if hasattr(wrapped, "clip_grad_norm_"):  # FSDP (version 1): the norm over every process's shard
+        return wrapped.clip_grad_norm_(max_norm)
     return acc.clip_grad_norm_(params, max_norm)
 
 
@@ -159,7 +161,8 @@ def zero_backward(wrapped, model) -> None:
 @contextlib.contextmanager
 def full_params(model, writeback: bool = False):
     """Under FSDP, the whole (unsharded) parameters for the duration (a collective: every process enters it);
-    elsewhere nothing. Checkpoints read and write ``named_parameters`` of the unwrapped model, so they need it."""
+    elsewhere nothing. Sampling and checkpoints use the unwrapped model (``generate``, ``named_parameters``), so they
+    need it."""
     wrapped = model.__dict__.get(_WRAPPED)
     try:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP

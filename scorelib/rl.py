@@ -562,9 +562,10 @@ def _distributed_step(policy, ref, opt, tokenizer, protocol: Protocol, batch: li
     orders them) before the log's means are taken."""
     part = distributed.share(len(batch))
     mine = [batch[i] for i in part]
-    ro = rollout(policy, tokenizer, [p.problem for p in mine], [p.answer for p in mine], protocol, reward_fn,
-                 n_turns=s.n_turns, k=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens,
-                 batch_size=len(mine) * s.k, seed=distributed.rank_seed(seed * 100_003 + step))
+    with distributed.full_params(policy):
+        ro = rollout(policy, tokenizer, [p.problem for p in mine], [p.answer for p in mine], protocol, reward_fn,
+                     n_turns=s.n_turns, k=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens,
+                     batch_size=len(mine) * s.k, seed=distributed.rank_seed(seed * 100_003 + step))
     t1 = time.perf_counter()
     adv, _ = advantages(ro.rewards, s)
     masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]

@@ -379,10 +379,12 @@ def rollout_sharded(model, tokenizer, problems: Sequence[str], answers: Sequence
     part = distributed.share(len(problems))
     rows, meta = [], {}
     kw["progress"] = kw.get("progress", False) and distributed.is_main()
-    if len(part):
+    with distributed.full_params(model):  # a no-op but under FSDP, where every process must enter it
         ro = rollout(model, tokenizer, [problems[i] for i in part], [answers[i] for i in part], protocol, reward_fn,
                      k=k, seed=distributed.rank_seed(seed),
-                     given_y1=None if given_y1 is None else given_y1[part.start * k:part.stop * k], **kw)
+                     given_y1=None if given_y1 is None else given_y1[part.start * k:part.stop * k],
+                     **kw) if len(part) else None
+    if ro is not None:
         meta = ro.meta
         n = ro.attention_mask.sum(1).tolist()
         rows = [dict(index=int(ro.problem_index[r]) + part.start, texts=[t[r] for t in ro.texts],
