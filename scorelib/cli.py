@@ -11,6 +11,8 @@ Parameters are checked against the notebook's config before anything runs.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from scorelib import config as C
-from scorelib.results import (BASE_NOTEBOOK, MissingInput, require_run, resolve_model, resolve_results_dir, run_dir,
-                              write_json)
+from scorelib.results import (BASE_NOTEBOOK, LOCK_ENV, MissingInput, RunLocked, code_digest, digest, lock_run,
+                              require_run, resolve_model, resolve_results_dir, run_dir, unlock_run, write_json)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,8 +73,31 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
     return name, {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, cfg
 
 
-def execute(name: str, params: dict, cfg) -> Path:
-    """Run one notebook with papermill; the executed copy goes into its run folder."""
+# The earlier notebooks a run's results depend on, by the config field that names their run.
+UPSTREAM = {"base_run": BASE_NOTEBOOK, "sft_run": "10_sft_baselines", "stage1_run": "20_stage1_vs_multiturn_rl"}
+DONE = "done.json"  # written into a run folder when its notebook finished: the inputs it ran with
+
+
+def inputs_key(name: str, params: dict, cfg) -> str:
+    """A digest of everything a notebook's results depend on: its parameters, the notebook's source, scorelib's
+    source, and the finished runs of earlier notebooks it reads (their own keys), so that a rerun of an earlier
+    notebook makes the later ones stale."""
+    upstream = {}
+    for field_name, nb in UPSTREAM.items():
+        if hasattr(cfg, field_name) and not (field_name == "base_run" and cfg.model):
+            done = run_dir(cfg.results_dir, nb, getattr(cfg, field_name)) / DONE
+            upstream[nb] = done.read_text() if done.exists() else None
+    src = hashlib.blake2b((notebooks_dir() / f"{name}.ipynb").read_bytes()).hexdigest()
+    return digest(name, params, src, code_digest(), upstream)
+
+
+def execute(name: str, params: dict, cfg, force: bool = False) -> Path:
+    """Run one notebook with papermill; the executed copy goes into its run folder.
+
+    One run per folder at a time (a lock that a killed run does not leave behind). A notebook that already
+    finished with the same inputs (``inputs_key``) is not run again unless ``force``. The executed notebook is
+    written beside its final name and renamed when the run ends, so a kill never leaves half of one; when a cell
+    fails, the executed notebook shows the error and the message names it and the cell."""
     import papermill as pm
 
     src = notebooks_dir() / f"{name}.ipynb"
@@ -80,13 +105,55 @@ def execute(name: str, params: dict, cfg) -> Path:
         raise SystemExit(f"notebook {src} not found")
     out_dir = run_dir(cfg.results_dir, name, cfg.run_name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{name}.ipynb"
-    print(f"[scorelib] running {name} -> {out_dir}", flush=True)
-    t0 = time.time()
-    pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="python3", cwd=str(notebooks_dir()),
-                        progress_bar=False, log_output=False)
-    print(f"[scorelib] {name} done in {time.time() - t0:.0f} s", flush=True)
-    return out_dir
+    lock_run(out_dir)
+    os.environ[LOCK_ENV] = str(out_dir.resolve())  # the kernel runs under this process's lock
+    try:
+        out, done, key = out_dir / f"{name}.ipynb", out_dir / DONE, inputs_key(name, params, cfg)
+        if not force and out.exists() and done.exists() and _done_key(done) == key:
+            print(f"[scorelib] {name}: already finished with these inputs in {out_dir} (skipped; --force reruns it)",
+                  flush=True)
+            return out_dir
+        done.unlink(missing_ok=True)
+        running = out_dir / f".{name}.running.ipynb"
+        print(f"[scorelib] running {name} -> {out_dir}", flush=True)
+        t0 = time.time()
+        try:
+            pm.execute_notebook(str(src), str(running), parameters=params, kernel_name="python3",
+                                cwd=str(notebooks_dir()), progress_bar=False, log_output=False)
+        except BaseException as e:
+            if running.exists():
+                os.replace(running, out)  # the error stays visible in the executed notebook
+            raise NotebookFailed(name, out, e) from e
+        os.replace(running, out)
+        write_json(done, dict(key=key, finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(time.time() - t0, 1)))
+        print(f"[scorelib] {name} done in {time.time() - t0:.0f} s", flush=True)
+        return out_dir
+    finally:
+        os.environ.pop(LOCK_ENV, None)
+        unlock_run(out_dir)
+
+
+def _done_key(path: Path) -> str | None:
+    try:
+        import json
+
+        return json.loads(path.read_text()).get("key")
+    except (OSError, ValueError):
+        return None
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook stopped: a cell raised, the kernel died, or the run was interrupted."""
+
+    def __init__(self, name: str, out: Path, err: BaseException):
+        if type(err).__name__ == "PapermillExecutionError":
+            what = f"cell {getattr(err, 'exec_count', '?')} raised {getattr(err, 'ename', '')}: {getattr(err, 'evalue', '')}"
+        elif type(err).__name__ == "DeadKernelError":
+            what = "its kernel died (killed, or out of memory)"
+        else:
+            what = f"{type(err).__name__}: {err}"
+        super().__init__(f"notebook {name} failed: {what}\n    executed notebook (error shown in it): {out}\n"
+                         "    rerun the same command to continue: finished training, evaluations and notebooks are kept")
 
 
 def check_inputs(cfg, made_by_plan: set = frozenset()) -> None:
@@ -102,7 +169,7 @@ def check_inputs(cfg, made_by_plan: set = frozenset()) -> None:
 def cmd_run(args) -> int:
     name, params, cfg = resolve_params(args.notebook, args.profile, args.param or [], args.results)
     check_inputs(cfg)
-    execute(name, params, cfg)
+    execute(name, params, cfg, force=args.force)
     return 0
 
 
@@ -119,7 +186,7 @@ def cmd_reproduce(args) -> int:
     times = {}
     for name, params, cfg in plan:
         t0 = time.time()
-        execute(name, params, cfg)
+        execute(name, params, cfg, force=args.force)
         times[name] = round(time.time() - t0, 1)
     results = resolve_results_dir(args.results or "results")
     write_json(results / f"reproduce_{Path(args.profile).stem}.json", dict(profile=args.profile, seconds=times,
@@ -137,11 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="override a parameter")
     r.add_argument("--profile", help="take values from notebooks/params/PROFILE.yaml first")
     r.add_argument("--results", help="results folder (default: results/ in the project root)")
+    r.add_argument("--force", action="store_true", help="run even if it already finished with the same inputs")
     r.set_defaults(fn=cmd_run)
     q = sub.add_parser("reproduce", help="run every notebook in order")
     q.add_argument("--profile", default="default", help="default, smoke, or a YAML file of parameter values")
     q.add_argument("--results", help="results folder (default: results/ in the project root)")
     q.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    q.add_argument("--force", action="store_true", help="rerun notebooks that already finished with the same inputs")
     q.set_defaults(fn=cmd_reproduce)
     from scorelib.grade import add_parser as add_grade_parser
 
@@ -149,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return args.fn(args)
-    except (C.ConfigError, MissingInput) as e:
+    except (C.ConfigError, MissingInput, RunLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # papermill's execution error already names the failing cell
-        if type(e).__name__ == "PapermillExecutionError":
-            print(f"error: notebook failed: {e}", file=sys.stderr)
-            return 1
-        raise
+    except NotebookFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -135,12 +135,14 @@ def load_model(path: str | Path, device: str = "auto", dtype: str = "auto", trai
 
 def save_model(model, tokenizer, path: str | Path, tiny: bool = False) -> Path:
     """save_pretrained both; a marker file says the tokenizer is the tiny hand-built one."""
+    from scorelib.results import atomic_path
+
     p = Path(path)
-    p.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(p)
-    tokenizer.save_pretrained(p)
-    if tiny:
-        (p / "scorelib_tiny.json").write_text('{"tokenizer": "PreTrainedTokenizerFast"}\n')
+    with atomic_path(p) as tmp:  # written beside, then renamed: a kill leaves the old folder or the new one
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if tiny:
+            (tmp / "scorelib_tiny.json").write_text('{"tokenizer": "PreTrainedTokenizerFast"}\n')
     return p
 
 

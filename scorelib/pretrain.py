@@ -159,15 +159,16 @@ def resolve_example(tokenizer, protocol: Protocol, problem: Problem) -> Example:
     return Example(ids, [0] * (len(ids) - len(y)) + [1] * len(y))
 
 
-def run_phase1(model, tokenizer, protocol: Protocol, train: list[Problem], cfg) -> list[dict]:
+def run_phase1(model, tokenizer, protocol: Protocol, train: list[Problem], cfg, checkpoint_dir=None) -> list[dict]:
     """Phase 1: clean single attempts (loss on the solution); a share ``alt_single_frac`` of the problems are
-    instead re-solves in the second style after the instruction (``resolve_example``)."""
+    instead re-solves in the second style after the instruction (``resolve_example``). With ``checkpoint_dir`` a
+    killed run resumes there (``train_masked_lm``)."""
     rng = random.Random(cfg.seed)
     alt = getattr(cfg, "alt_single_frac", 0.0)
     singles = [resolve_example(tokenizer, protocol, p) if alt and rng.random() < alt else
                single_example(tokenizer, protocol, p.problem, p.solution) for p in train]
     return train_masked_lm(model, singles, cfg.phase1_steps, cfg.batch_size, cfg.lr, tokenizer.pad_token_id,
-                           seed=cfg.seed, progress=cfg.progress, desc="phase 1")
+                           seed=cfg.seed, progress=cfg.progress, desc="phase 1", checkpoint_dir=checkpoint_dir)
 
 
 def collect_own_attempts(model, tokenizer, protocol: Protocol, train: list[Problem], cfg) -> list[OwnAttempt]:
@@ -178,10 +179,10 @@ def collect_own_attempts(model, tokenizer, protocol: Protocol, train: list[Probl
     return own + sample_own_attempts(model, tokenizer, protocol, pool, 1, 0.0, cfg.max_new_tokens, 512, cfg.seed)
 
 
-def run_phase2(model, tokenizer, corpus: list[Example], cfg) -> list[dict]:
-    """Phase 2: the two-attempt corpus, at half the phase-1 learning rate."""
+def run_phase2(model, tokenizer, corpus: list[Example], cfg, checkpoint_dir=None) -> list[dict]:
+    """Phase 2: the two-attempt corpus, at half the phase-1 learning rate (``checkpoint_dir``: as in phase 1)."""
     h = train_masked_lm(model, corpus, cfg.phase2_steps, cfg.batch_size, cfg.lr * 0.5, tokenizer.pad_token_id,
-                        seed=cfg.seed + 1, progress=cfg.progress, desc="phase 2")
+                        seed=cfg.seed + 1, progress=cfg.progress, desc="phase 2", checkpoint_dir=checkpoint_dir)
     return [dict(r, step=r["step"] + cfg.phase1_steps) for r in h]
 
 

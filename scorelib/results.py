@@ -15,9 +15,14 @@ outputs without hard-coded paths:
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
+import os
 import platform
+import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -84,10 +89,152 @@ def _jsonable(x):
     return x
 
 
-def write_json(path: Path, data) -> Path:
+# ------------------------------------------------------------------ writes that survive a kill
+# Every file a run writes goes to a temporary name beside its target and is renamed over it (os.replace is atomic
+# on POSIX): after a kill there is the old file or the new one, never half of one. A leftover temporary
+# (``.NAME.partial-PID``) is ignored by readers and overwritten by the next write.
+
+FAULT_ENV = "SCORELIB_FAULT"  # fault injection for the kill tests: "POINT[:N]" SIGKILLs the process the N-th time
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(point: str) -> None:
+    """Die by SIGKILL here when the environment asks for it (tests of kill-safety; a no-op otherwise).
+    Points: "write" (a result file's temporary written, not yet renamed), "eval" (an evaluation computed, not yet
+    cached), "checkpoint" (an RL checkpoint saved)."""
+    want = os.environ.get(FAULT_ENV, "")
+    if not want:
+        return
+    name, _, n = want.partition(":")
+    if name != point:
+        return
+    _fault_counts[point] = _fault_counts.get(point, 0) + 1
+    if _fault_counts[point] >= int(n or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; write it, and on leaving the block it is renamed over ``path``
+    (a folder too: the old folder is removed first). An exception leaves ``path`` as it was."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
-    return path
+    tmp = _partial(path)
+    _remove(tmp)
+    try:
+        yield tmp
+        fault_point("write")
+        if tmp.is_dir() and path.exists():  # os.replace cannot replace a non-empty folder: move the old one aside
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            _remove(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: Path, data) -> Path:
+    return atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+
+
+# ------------------------------------------------------------------ one run per folder at a time
+LOCK_ENV = "SCORELIB_RUN_LOCK"  # the run folder whose lock the runner holds for the kernel it starts
+_held_locks: dict[str, int] = {}
+
+
+class RunLocked(RuntimeError):
+    """Another process is running in this run folder."""
+
+
+def lock_run(d: str | Path) -> None:
+    """Hold an exclusive lock on run folder ``d`` for the rest of this process's life (flock on d/.lock: the
+    kernel releases it when the process ends, however it ends, so a killed run leaves no stale lock). Taking it
+    again in the same process is a no-op; a process started by a runner that holds it (``LOCK_ENV``) does not
+    take it. Raises RunLocked naming the holder when another process has it."""
+    import fcntl
+
+    d = Path(d).resolve()
+    if str(d) in _held_locks or os.environ.get(LOCK_ENV) == str(d):
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunLocked(f"run folder {d} is in use by another run ({holder}); wait for it to finish, or use "
+                        "another run_name") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%dT%H:%M:%S')}".encode(), 0)
+    _held_locks[str(d)] = fd
+
+
+def unlock_run(d: str | Path) -> None:
+    fd = _held_locks.pop(str(Path(d).resolve()), None)
+    if fd is not None:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ caches keyed by their inputs
+def code_digest() -> str:
+    """A digest of scorelib's own source files: any change of the code invalidates every cache."""
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        h = hashlib.blake2b(digest_size=16)
+        for f in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+            h.update(str(f.relative_to(Path(__file__).resolve().parent)).encode())
+            h.update(f.read_bytes())
+        _CODE_DIGEST = h.hexdigest()
+    return _CODE_DIGEST
+
+
+_CODE_DIGEST: str | None = None
+
+
+def cached(cache_dir: str | Path, name: str, parts, compute):
+    """``compute()``'s result, kept in cache_dir/NAME-<key>.pkl, the key a digest of ``parts`` (everything the
+    result depends on: settings, seeds, a model's fingerprint...) and of scorelib's source code. A rerun after a
+    kill reuses what was finished; a changed input gets a new key. An unreadable file is recomputed."""
+    import pickle
+
+    path = Path(cache_dir) / f"{name}-{digest(code_digest(), parts)}.pkl"
+    if path.exists():
+        try:
+            return pickle.loads(path.read_bytes())
+        except Exception:
+            pass
+    value = compute()
+    fault_point("eval")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(value))
+    return value
+
+
+def digest(*parts) -> str:
+    """A stable digest of JSON-able parts (tuples as lists, NaN as null)."""
+    return hashlib.blake2b(json.dumps(_jsonable(list(parts)), sort_keys=True, default=str).encode(),
+                           digest_size=16).hexdigest()
 
 
 @dataclass
@@ -103,6 +250,7 @@ class Run:
         """Make the run folder, write the resolved config and a manifest."""
         d = run_dir(cfg.results_dir, notebook, cfg.run_name)
         d.mkdir(parents=True, exist_ok=True)
+        lock_run(d)  # one run per folder at a time (released when this process ends)
         run = cls(notebook, d, time.time())
         write_json(d / "config.json", config_mod.to_dict(cfg))
         run.write_manifest()
@@ -133,24 +281,26 @@ class Run:
     def path(self, name: str) -> Path:
         return self.dir / name
 
+    def text(self, name: str, text: str) -> Path:
+        """Write a text file (e.g. transcripts.md) into the run folder."""
+        return atomic_write_text(self.dir / name, text)
+
     def table(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
         """Write a table as CSV and Markdown; returns it for display."""
-        (self.dir / "tables").mkdir(exist_ok=True)
-        df.to_csv(self.dir / "tables" / f"{name}.csv")
-        (self.dir / "tables" / f"{name}.md").write_text(_markdown(df))
+        with atomic_path(self.dir / "tables" / f"{name}.csv") as tmp:
+            df.to_csv(tmp)
+        atomic_write_text(self.dir / "tables" / f"{name}.md", _markdown(df))
         return df
 
     def figure(self, name: str, fig) -> Path:
         """Save a matplotlib figure as PNG and PDF."""
-        (self.dir / "figures").mkdir(exist_ok=True)
-        fig.savefig(self.dir / "figures" / f"{name}.png", dpi=120, bbox_inches="tight")
-        fig.savefig(self.dir / "figures" / f"{name}.pdf", bbox_inches="tight")
+        for ext, kw in (("png", dict(dpi=120)), ("pdf", {})):
+            with atomic_path(self.dir / "figures" / f"{name}.{ext}") as tmp:
+                fig.savefig(tmp, format=ext, bbox_inches="tight", **kw)
         return self.dir / "figures" / f"{name}.png"
 
     def history(self, rows: list[dict], name: str = "history.jsonl") -> Path:
-        p = self.dir / name
-        p.write_text("".join(json.dumps(_jsonable(r)) + "\n" for r in rows))
-        return p
+        return atomic_write_text(self.dir / name, "".join(json.dumps(_jsonable(r)) + "\n" for r in rows))
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -30,8 +30,6 @@ problems and samples are seeded by (seed, step), continues exactly as if never s
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -390,20 +388,21 @@ def _trainable_state(model) -> dict:
 
 
 def save_checkpoint(path: str | Path, policy, opt, step: int, log: list[dict], run: dict | None = None) -> Path:
-    """Trainable weights, optimizer state and the log, written to a temporary folder then renamed. Only the
-    newest checkpoint keeps its optimizer state (the one resumption needs): older ones lose theirs."""
+    """Trainable weights, optimizer state and the log, written to a temporary folder then renamed
+    (``results.atomic_path``: a kill leaves the old checkpoint or the new one). Only the newest checkpoint keeps
+    its optimizer state (the one resumption needs): older ones lose theirs."""
+    from scorelib.results import atomic_path, fault_point
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(_trainable_state(policy), tmp / "trainable.pt")
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(dict(step=step, log=log, run=run or {})))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
+        torch.save(_trainable_state(policy), tmp / "trainable.pt")
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(dict(step=step, log=log, run=run or {})))
     for old in checkpoints(path.parent):
         if old != path and (old / "optimizer.pt").exists():
             (old / "optimizer.pt").unlink()
+    fault_point("checkpoint")
     return path
 
 

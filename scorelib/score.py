@@ -10,17 +10,21 @@ training reward; with LoRA it continues the Stage I adapter.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from scorelib import metrics as M
 from scorelib import rl
 from scorelib.evaluate import evaluate_two_turn
 from scorelib.models import is_peft, load_model, save_model, trainable_copy
+from scorelib.results import atomic_path, code_digest, digest, fault_point, write_json
 
 
 def settings(objective: str, cfg, steps: int | None = None) -> rl.RLSettings:
@@ -89,7 +93,7 @@ def run_sweep(objective: str, cfg, base, tokenizer, task, run, init_dir, rl_seed
 
     def judge(model) -> dict:
         return evaluate_all(model, tokenizer, task, val, [t], cfg.max_new_tokens, cfg.batch_size, cfg.n_boot,
-                            s0)[t].summary
+                            s0, cache_dir=run.dir / "cache")[t].summary
 
     rows = []
     for label, (model, checkpoint, reward) in (references or {}).items():
@@ -154,26 +158,69 @@ def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, see
         best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
     else:
         def greedy_reward(model) -> float:
-            e = evaluate_two_turn(model, tokenizer, select_problems, task.protocol, temperature=0.0,
-                                  max_new_tokens=settings.max_new_tokens, batch_size=batch_size, n_boot=10, seed=seed,
-                                  reward_fn=task.reward, extract_fn=task.extract)
+            e = evaluate_all(model, tokenizer, task, select_problems, [0.0], settings.max_new_tokens, batch_size,
+                             n_boot=10, seed=seed, cache_dir=Path(run_dir) / "cache")[0.0]
             return objective_reward(settings, e.summary)
 
         best, best_reward, table = rl.best_checkpoint_by(ckpt_dir, policy, greedy_reward)
-        (ckpt_dir / "selection.json").write_text(json.dumps(dict(rule="greedy validation reward",
-                                                                 n_problems=len(select_problems), scores=table)))
+        write_json(ckpt_dir / "selection.json", dict(rule="greedy validation reward", n_problems=len(select_problems),
+                                                    scores=table))
     rl.load_checkpoint(best, policy)
     policy.eval()
     save_model(policy, tokenizer, Path(run_dir) / "models" / name, tiny=tiny)
     return policy, log, best, best_reward
 
 
+def model_fingerprint(model) -> str:
+    """A digest of a model's weights (every tensor of its state dict, names, shapes and dtypes): two models with
+    the same fingerprint compute the same function. Tensors up to 4M elements are hashed byte for byte; larger
+    ones (real models) by their float64 sum, sum of squares and a strided sample of 65,536 elements, which any
+    training step changes."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in model.state_dict().items():
+        t = t.detach()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        if t.numel() <= 1 << 22:
+            h.update(t.cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            flat = t.reshape(-1)
+            stats = torch.stack([flat.double().sum(), flat.double().square().sum()]).cpu().numpy()
+            sample = flat[:: max(1, flat.numel() // 65536)].float().cpu().contiguous().numpy()
+            h.update(stats.tobytes() + sample.tobytes())
+    return h.hexdigest()
+
+
 def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_tokens: int, batch_size: int,
-                 n_boot: int, seed: int, progress: bool = False) -> dict:
-    """temperature -> TwoTurnEval on the held-out problems."""
-    return {t: evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t, max_new_tokens=max_new_tokens,
-                                 batch_size=batch_size, n_boot=n_boot, seed=seed, progress=progress,
-                                 reward_fn=task.reward, extract_fn=task.extract) for t in temperatures}
+                 n_boot: int, seed: int, progress: bool = False, cache_dir: str | Path | None = None) -> dict:
+    """temperature -> TwoTurnEval on the held-out problems.
+
+    With ``cache_dir``, each evaluation is kept in cache_dir/eval/<key>.pkl, the key a digest of everything it
+    depends on (the model's weights, the problems and answers, the task and its prompts, the temperature and the
+    other settings, the seed, and scorelib's source code), so a rerun after a kill reuses it and a changed input is
+    never served a stale result."""
+    out, fp = {}, None
+    for t in temperatures:
+        path = None
+        if cache_dir is not None:
+            fp = fp or model_fingerprint(model)
+            key = digest(code_digest(), fp, task.name, repr(task.protocol),
+                         hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest(),
+                         float(t), max_new_tokens, batch_size, n_boot, seed)
+            path = Path(cache_dir) / "eval" / f"{key}.pkl"
+            if path.exists():
+                try:
+                    out[t] = pickle.loads(path.read_bytes())
+                    continue
+                except Exception:  # an unreadable cache file is recomputed (and replaced)
+                    pass
+        out[t] = evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t, max_new_tokens=max_new_tokens,
+                                   batch_size=batch_size, n_boot=n_boot, seed=seed, progress=progress,
+                                   reward_fn=task.reward, extract_fn=task.extract)
+        if path is not None:
+            fault_point("eval")
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(pickle.dumps(out[t]))
+    return out
 
 
 def pooled(evals_by_seed: list, temperature: float, n_boot: int, seed: int = 0) -> dict:

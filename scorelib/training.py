@@ -10,6 +10,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -62,11 +63,17 @@ def lr_at(step: int, total: int, lr: float, warmup: int, final_frac: float = 0.1
 
 def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int, lr: float, pad_id: int,
                     warmup: int = 50, weight_decay: float = 0.01, seed: int = 0, log_every: int = 25,
-                    progress: bool = True, desc: str = "train", optimizer=None, callback=None) -> list[dict]:
+                    progress: bool = True, desc: str = "train", optimizer=None, callback=None,
+                    checkpoint_dir=None, checkpoint_every: int = 100) -> list[dict]:
     """Train for a number of steps (cycling over the data); returns the logged history.
 
     ``callback(step)`` (if given) runs after each optimizer step with the 1-based step number, in
-    eval mode (e.g. to probe the model at fractions of an epoch); training resumes afterwards."""
+    eval mode (e.g. to probe the model at fractions of an epoch); training resumes afterwards.
+
+    ``checkpoint_dir``: every ``checkpoint_every`` steps and at the end, the weights, the optimizer, the history and
+    the position in the data go to checkpoint_dir/last.pt (written atomically); a call with the same settings
+    resumes there and ends as an uninterrupted run would (the batches are replayed from the seed). A checkpoint of
+    other settings is an error. Not with ``callback`` (its probes would be lost) or under a launcher."""
     if not examples:
         raise ValueError("no training examples")
     if steps < 1 or batch_size < 1 or lr <= 0:
@@ -75,15 +82,34 @@ def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int,
     rng = random.Random(seed)
     torch.manual_seed(seed)
     dist = distributed.active()
+    if checkpoint_dir is not None and (callback is not None or dist):
+        raise ValueError("checkpoint_dir cannot be combined with a callback or a multi-process launch")
     wrapped = distributed.wrap(model) if dist else model  # DDP under a launcher, built before the optimizer
     opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                          betas=(0.9, 0.98), weight_decay=weight_decay)
     model.train()
     history, queue, t0 = [], [], time.perf_counter()
-    run_loss, run_tok = 0.0, 0
-    for step in tqdm(range(steps), desc=desc, disable=not progress or not distributed.is_main(), leave=False):
+    run_loss, run_tok, refills, start = 0.0, 0, 0, 0
+    ckpt = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    signature = dict(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, weight_decay=weight_decay, seed=seed,
+                     n_examples=len(examples), n_tokens=sum(len(e.ids) for e in examples))
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state["signature"] != signature:
+            raise ValueError(f"{ckpt} is a checkpoint of other settings ({state['signature']} against {signature}): "
+                             "delete it to start afresh")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, start, run_loss, run_tok = state["history"], state["step"], state["run_loss"], state["run_tok"]
+        for _ in range(state["refills"]):  # the same shuffles as the uninterrupted run, then its place in the last
+            queue = bucketed_batches(examples, batch_size, rng)
+        refills, queue = state["refills"], queue[: state["queue_len"]]
+        t0 -= state["elapsed"]
+    for step in tqdm(range(start, steps), desc=desc, disable=not progress or not distributed.is_main(), leave=False,
+                     initial=start, total=steps):
         if not queue:
             queue = bucketed_batches(examples, batch_size, rng)
+            refills += 1
         if dist:  # every process drew the same global batch: each trains its share of the rows
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps, lr, warmup)
@@ -112,6 +138,14 @@ def train_masked_lm(model, examples: list[Example], steps: int, batch_size: int,
             model.eval()
             callback(step + 1)
             model.train()
+        if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            from scorelib.results import atomic_path, fault_point
+
+            with atomic_path(ckpt) as tmp:
+                torch.save(dict(signature=signature, model=model.state_dict(), optimizer=opt.state_dict(),
+                                history=history, step=step + 1, run_loss=run_loss, run_tok=run_tok, refills=refills,
+                                queue_len=len(queue), elapsed=time.perf_counter() - t0), tmp)
+            fault_point("checkpoint")
     model.eval()
     return history
 
