@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -135,8 +136,6 @@ def execute(name: str, params: dict, cfg, force: bool = False) -> Path:
 
 def _done_key(path: Path) -> str | None:
     try:
-        import json
-
         return json.loads(path.read_text()).get("key")
     except (OSError, ValueError):
         return None

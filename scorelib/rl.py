@@ -514,14 +514,7 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
                      reward_fn, n_turns=s.n_turns, k=s.k, temperature=s.temperature,
                      max_new_tokens=s.max_new_tokens, batch_size=len(batch) * s.k, seed=seed * 100_003 + step)
         t1 = time.perf_counter()
-        adv, rew = advantages(ro.rewards, s)
-        masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
-        betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
-        signal = signal_rows(adv, s.k)
-        keep = signal if s.drop_flat_groups else torch.ones_like(signal)
-        lr = lr_at(s, step)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        adv, rew, masks, betas, signal, keep, lr = _update_inputs(ro, s, opt, step)
         if bool(keep.any()):
             upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
                                 [m[keep] for m in masks], [a[keep] for a in adv], betas,
@@ -542,6 +535,20 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
         if checkpoint_dir is not None and (last or (s.checkpoint_every and (step + 1) % s.checkpoint_every == 0)):
             save_checkpoint(Path(checkpoint_dir) / f"step_{step + 1:06d}", policy, opt, step + 1, log, run)
     return log
+
+
+def _update_inputs(ro, s: RLSettings, opt, step: int):
+    """What one step's update needs from its rollouts: advantages and reward logs, per-turn masks and KL weights,
+    the rows of groups with signal and the rows to train on, and the step's learning rate (set in ``opt``)."""
+    adv, rew = advantages(ro.rewards, s)
+    masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
+    betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
+    signal = signal_rows(adv, s.k)
+    keep = signal if s.drop_flat_groups else torch.ones_like(signal)
+    lr = lr_at(s, step)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    return adv, rew, masks, betas, signal, keep, lr
 
 
 def _save_on_main(path: Path, policy, opt, step: int, log: list[dict], run: dict) -> None:
@@ -566,14 +573,7 @@ def _distributed_step(policy, ref, opt, tokenizer, protocol: Protocol, batch: li
                      n_turns=s.n_turns, k=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens,
                      batch_size=len(mine) * s.k, seed=distributed.rank_seed(seed * 100_003 + step))
     t1 = time.perf_counter()
-    adv, _ = advantages(ro.rewards, s)
-    masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
-    betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
-    signal = signal_rows(adv, s.k)
-    keep = signal if s.drop_flat_groups else torch.ones_like(signal)
-    lr = lr_at(s, step)
-    for g in opt.param_groups:
-        g["lr"] = lr
+    adv, _, masks, betas, signal, keep, lr = _update_inputs(ro, s, opt, step)
     if distributed.any_across(bool(keep.any())):
         upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
                             [m[keep] for m in masks], [a[keep] for a in adv], betas,

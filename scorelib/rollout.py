@@ -159,6 +159,22 @@ def pad_left(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     return ids.to(device), att.to(device)
 
 
+def flatten(pieces: list[tuple[int, list[int]]]) -> tuple[list[int], list[int]]:
+    """A row given as (segment id, token ids) pieces, as (token ids, one segment id per token)."""
+    return [t for _, p in pieces for t in p], [seg for seg, p in pieces for _ in p]
+
+
+def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, segment ids) rows as right-padded tensors; padding is pad_id with segment PAD_SEG."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    segs = torch.full((len(rows), width), PAD_SEG, dtype=torch.long)
+    for r, (row_ids, row_segs) in enumerate(rows):
+        ids[r, :len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
+        segs[r, :len(row_segs)] = torch.tensor(row_segs, dtype=torch.long)
+    return ids, segs
+
+
 def trim_at_stop(row: list[int], stop_ids: set[int]) -> list[int]:
     """Generated ids up to and including the first stop token."""
     for j, t in enumerate(row):
@@ -344,16 +360,7 @@ def rollout(model, tokenizer, problems: Sequence[str], answers: Sequence[str], p
     rewards = score(reward_fn, [texts[t][r] for r in range(len(index)) for t in range(n_turns)],
                     [answers[index[r]] for r in range(len(index)) for _ in range(n_turns)]).reshape(len(index), n_turns)
     seconds["score"] = time.perf_counter() - t0
-    # Assemble right-padded full sequences with their segment labels.
-    width = max(sum(len(p) for _, p in row) for row in pieces)
-    ids = torch.full((len(index), width), tokenizer.pad_token_id, dtype=torch.long)
-    segs = torch.zeros((len(index), width), dtype=torch.long)
-    for r, row in enumerate(pieces):
-        pos = 0
-        for seg, p in row:
-            ids[r, pos:pos + len(p)] = torch.tensor(p, dtype=torch.long)
-            segs[r, pos:pos + len(p)] = seg
-            pos += len(p)
+    ids, segs = pad_right([flatten(row) for row in pieces], tokenizer.pad_token_id)
     if was_training:
         model.train()
     return Rollouts(index, texts, attempts, rewards, ids, (segs != PAD_SEG).long(), segs,
@@ -396,12 +403,7 @@ def rollout_sharded(model, tokenizer, problems: Sequence[str], answers: Sequence
     if not every:
         raise ValueError("no problems to roll out")
     n_turns = len(every[0]["texts"])
-    width = max(len(r["seq"]) for r in every)
-    ids = torch.full((len(every), width), tokenizer.pad_token_id, dtype=torch.long)
-    segs = torch.zeros((len(every), width), dtype=torch.long)
-    for i, r in enumerate(every):
-        ids[i, :len(r["seq"])] = torch.tensor(r["seq"], dtype=torch.long)
-        segs[i, :len(r["seg"])] = torch.tensor(r["seg"], dtype=torch.long)
+    ids, segs = pad_right([(r["seq"], r["seg"]) for r in every], tokenizer.pad_token_id)
     return Rollouts(np.array([r["index"] for r in every]), [[r["texts"][t] for r in every] for t in range(n_turns)],
                     [[r["ids"][t] for r in every] for t in range(n_turns)],
                     np.array([r["rewards"] for r in every], dtype=np.float64).reshape(len(every), n_turns), ids,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from scorelib import metrics as M
 from scorelib import rl
 from scorelib.evaluate import evaluate_two_turn
 from scorelib.models import is_peft, load_model, save_model, trainable_copy
-from scorelib.results import atomic_path, code_digest, digest, fault_point, write_json
+from scorelib.results import cached, write_json
 
 
 def settings(objective: str, cfg, steps: int | None = None) -> rl.RLSettings:
@@ -198,28 +197,20 @@ def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_token
     depends on (the model's weights, the problems and answers, the task and its prompts, the temperature and the
     other settings, the seed, and scorelib's source code), so a rerun after a kill reuses it and a changed input is
     never served a stale result."""
-    out, fp = {}, None
+    out, parts = {}, None
     for t in temperatures:
-        path = None
-        if cache_dir is not None:
-            fp = fp or model_fingerprint(model)
-            key = digest(code_digest(), fp, task.name, repr(task.protocol),
-                         hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest(),
-                         float(t), max_new_tokens, batch_size, n_boot, seed)
-            path = Path(cache_dir) / "eval" / f"{key}.pkl"
-            if path.exists():
-                try:
-                    out[t] = pickle.loads(path.read_bytes())
-                    continue
-                except Exception:  # an unreadable cache file is recomputed (and replaced)
-                    pass
-        out[t] = evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t, max_new_tokens=max_new_tokens,
-                                   batch_size=batch_size, n_boot=n_boot, seed=seed, progress=progress,
-                                   reward_fn=task.reward, extract_fn=task.extract)
-        if path is not None:
-            fault_point("eval")
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(pickle.dumps(out[t]))
+        def compute(t=t):
+            return evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t,
+                                     max_new_tokens=max_new_tokens, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                                     progress=progress, reward_fn=task.reward, extract_fn=task.extract)
+
+        if cache_dir is None:
+            out[t] = compute()
+            continue
+        parts = parts or [model_fingerprint(model), task.name, repr(task.protocol),
+                          hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
+        out[t] = cached(Path(cache_dir) / "eval", "eval", [*parts, float(t), max_new_tokens, batch_size, n_boot, seed],
+                        compute)
     return out
 
 

@@ -33,7 +33,7 @@ from scorelib import distributed, prompts, rl  # noqa: E402
 from scorelib.evaluate import evaluate_two_turn  # noqa: E402
 from scorelib.models import build_tiny_model, build_tiny_tokenizer  # noqa: E402
 from scorelib.rollout import (PAD_SEG, PROMPT_SEG, Rollouts, attempt_seg, encode_glue, encode_turn1,  # noqa: E402
-                              glue_after, instruction_seg, rollout)
+                              flatten, glue_after, instruction_seg, pad_right, rollout)
 from scorelib.tasks import toy  # noqa: E402
 from scorelib.training import Example, train_masked_lm  # noqa: E402
 
@@ -131,15 +131,7 @@ class FixedRollout:
         texts = [tokenizer.batch_decode(turn, skip_special_tokens=True) for turn in attempts]
         rewards = np.array([[reward_fn(texts[t][r], answers[index[r]]) for t in range(n_turns)]
                             for r in range(len(index))], dtype=np.float64)
-        width = max(sum(len(p) for _, p in row) for row in pieces)
-        ids = torch.full((len(index), width), tokenizer.pad_token_id, dtype=torch.long)
-        segs = torch.zeros((len(index), width), dtype=torch.long)
-        for r, row in enumerate(pieces):
-            pos = 0
-            for seg, p in row:
-                ids[r, pos:pos + len(p)] = torch.tensor(p, dtype=torch.long)
-                segs[r, pos:pos + len(p)] = seg
-                pos += len(p)
+        ids, segs = pad_right([flatten(row) for row in pieces], tokenizer.pad_token_id)
         return Rollouts(index, texts, attempts, rewards, ids, (segs != PAD_SEG).long(), segs, meta={})
 
 

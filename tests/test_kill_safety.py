@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -271,7 +270,6 @@ def test_a_failing_cell_names_the_cell_and_leaves_the_error_in_the_executed_note
     errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "ConfigError" and "no Stage I model for seeds [5]" in errors[0]["evalue"]
-    assert np.isfinite(proc.returncode)
 
 
 # ----------------------------------------------------------------------------- pretraining and SFT resume
