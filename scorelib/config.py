@@ -302,7 +302,7 @@ class RLCommon(FromBase):
 
     seeds: tuple = (0, 1, 2)  # one RL run per seed; all start from the same base model
     n_train: int = 20000  # training problems the RL steps draw from
-    problems_per_step: int = 16
+    problems_per_step: int = 64  # with k 4, 256 samples a step (paper: 512); 16 (64 a step) left the base where it was (runbook.md)
     k: int = 4  # samples per problem (the RLOO group)
     lr: float = 0.0001  # Adam; 3e-4 cost Stage I and multi-turn RL 6-10 points of greedy Acc@t1 (runbook.md)
     temperature: float = 1.0  # training samples (paper: 1.0)
@@ -316,7 +316,7 @@ class RLCommon(FromBase):
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
     micro_batch: int = 0  # rows per forward/backward in the update (0: the whole batch)
     checkpoint_every: int = 25  # steps between checkpoints (candidates for selection; resumption)
-    select: str = 'train_reward'  # train_reward (paper: best training reward) or val_greedy (greedy reward on validation, the start a candidate)
+    select: str = 'val_greedy'  # val_greedy (greedy reward on validation, the start a candidate; departure) or train_reward (paper: best training reward)
     select_window: int = 10  # training steps averaged when selecting a checkpoint by reward
     n_select: int = 512  # validation problems behind select val_greedy
     lr_warmup: int = 0  # steps of linear learning-rate warm-up (departure; paper: not specified)
@@ -381,6 +381,7 @@ class Stage2Config(RLCommon):
     stage1_run: str = "default"  # the notebook-20 run whose Stage I checkpoints to start from
     sft_run: str = "default"  # the notebook-10 run whose STaR and Pair-SFT rows to show (missing: marked so)
     steps: int = 100  # Stage II steps (per round)
+    turn_budget: str = 'per_turn'  # per_turn: each turn its own clip and Adam (departure, chosen on validation); joint: one loss, clip and Adam (paper)
     beta_turn1: float = 0.01  # Stage II's KL weight on turn-1 tokens (paper: beta1, 0.01, as on turn 2)
     rounds: int = 1  # rounds of Stage II (rounds > 1 interleave Stage I, as in the paper's v1)
     stage1_steps: int = 50  # Stage I steps in each extra round (rounds > 1)

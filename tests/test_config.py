@@ -399,4 +399,5 @@ def test_tune_profile_is_the_tuning_run_and_default_the_reporting_run():
         assert ref.eval_split == "test" and protocol.kind(ref.eval_split, seeds) == "reporting", name
     _, _, cfg = resolve_params("30", "tune", [], None)
     assert (cfg.stage1_run, cfg.sft_run) == ("tune", "tune") and cfg.seeds == (100, 101, 102)
-    assert resolve_params("20", "tune", [], None)[2].sweep == resolve_params("20", "default", [], None)[2].sweep
+    for nb in ("20", "30"):  # the sweeps are tuning tools: the tune profile runs them, the reporting run does not
+        assert resolve_params(nb, "tune", [], None)[2].sweep and not resolve_params(nb, "default", [], None)[2].sweep
