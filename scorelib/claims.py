@@ -5,11 +5,11 @@ Each notebook checks the claims it touches with a ``claim_c*`` function (C1 ``me
 ``sft``, C5-C6 in ``score``, C7-C8 in the ablation and scaling notebooks' modules) and stores the verdict in its
 run's ``metrics.json``. ``collect`` gathers every verdict for the report:
 
-- where the run stores the numbers the check reads (C1, C2, C4, C6 in ``metrics.json``; C5 from the training
-  histories), the verdict is **recomputed** from them with the same function the notebook called, and the stored
-  verdict is compared with it (a disagreement is reported: the run was made by other code);
-- where it does not (C3 needs every trace's edit ratio; C7 and C8 until their notebooks' inputs are known here),
-  the **stored** verdict is read.
+- where the run stores the numbers the check reads (C1, C2, C4, C6, C7, C8 in ``metrics.json``; C5 from the
+  training histories), the verdict is **recomputed** from them with the same function the notebook called, and the
+  stored verdict is compared with it (a disagreement is reported: the run was made by other code);
+- where it does not (C3 needs every trace's edit ratio), or the recomputation cannot run on an older run's files,
+  the **stored** verdict is read (and the reason noted).
 
 A run that is missing (no folder, or no ``metrics.json``: unfinished or failed) is reported as "missing run" with the
 command that makes it; an unreadable file as "unreadable" with the error; neither stops the collection.
@@ -68,6 +68,19 @@ def _c6(m: dict, run_dir: Path) -> dict:
     return claim_c6(m["rows"])
 
 
+def _c7(m: dict, run_dir: Path) -> dict:
+    from scorelib.ablations import claim_c7
+
+    rows = {r: x for r, x in m["rows"].items() if r != "SCoRe"}  # as notebook 40 calls it: the ablation rows
+    return claim_c7(m["rows"]["SCoRe"], rows, m["differences"])
+
+
+def _c8(m: dict, run_dir: Path) -> dict:
+    from scorelib.scaling import claim_c8
+
+    return claim_c8(m["scaling"])
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim: its text (digest section 10), the paper's evidence, the notebook (number) and the report's config
@@ -97,10 +110,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C6", "SCoRe gives the largest positive Δ of all methods, with Δi→c > Δc→i", "§3.2 (+4.4; 5.8 vs 1.4)",
           "30", "score_run", "claims.C6", _c6),
     Claim("C7", "Each ablation (single-turn RL, no Stage I, no reward shaping, STaR instead of REINFORCE in Stage "
-          "II) gives a lower Δ than full SCoRe", "§3.4", "40", "ablations_run", "claims.C7"),
+          "II) gives a lower Δ than full SCoRe", "§3.4", "40", "ablations_run", "claims.C7", _c7),
     Claim("C8", "With self-correction, sequential sampling (K samples + one correction each) beats parallel "
           "sampling (2K samples) under majority vote at equal budget", "§3.5 (+10.5 vs +7.4 at 32)", "50",
-          "scaling_run", "claims.C8"),
+          "scaling_run", "claims.C8", _c8),
 )
 
 
@@ -180,7 +193,7 @@ def _verdict_of(c: Claim, m: dict, run_dir: Path) -> tuple[dict | None, str, str
         return stored, "stored", ""
     try:
         fresh = c.recompute(m, run_dir)
-    except (KeyError, TypeError, ValueError, IndexError, OSError) as e:  # the run lacks what the check reads
+    except (KeyError, TypeError, ValueError, IndexError, OSError, ImportError) as e:  # lacks what the check reads
         if stored is None:
             raise
         return stored, "stored", f"not recomputed ({type(e).__name__}: {e}): the stored verdict is shown"

@@ -152,9 +152,11 @@ ARTEFACTS: tuple[tuple[str, str, list], ...] = (
      _t("ablations_run", "table4*") + _f("ablations_run", "table4*", "fig8*")),
     ("Three-turn extension", "ICLR appendix A.1, Gemma-2 2B", _t("ablations_run", "three_turn*")),
     ("Fig. 1 (right): inference-compute scaling", "§3.5: MATH500, T = 0.7, budgets 2-32: sequential +10.5, "
-     "parallel +7.4 at 32", _t("scaling_run", "fig1*") + _f("scaling_run", "fig1*")),
+     "parallel +7.4 at 32", _t("scaling_run", "fig1*", "gains")
+     + _f("scaling_run", "fig1*")),
     ("Fig. 7: ten sequential attempts", "the base oscillates and never beats attempt 1; SCoRe rises then plateaus",
-     _t("scaling_run", "fig7*") + _f("scaling_run", "fig7*") + _f("eval_run", "fig7_sequential_base")),
+     _t("scaling_run", "fig7_accuracy", "fig7_changed") + _f("scaling_run", "fig7*")
+     + _f("eval_run", "fig7_sequential_base")),
 )
 
 
@@ -286,8 +288,8 @@ def _md(df: pd.DataFrame) -> str:
 
 def claims_section(verdicts: list) -> Section:
     table = claims_mod.table(verdicts)
-    how = ("*recomputed*: from the run's stored numbers with the notebook's own `claim_c*` function (C1, C2, C4, C5, "
-           "C6); *stored*: the verdict the notebook wrote (C3 needs every trace's edit ratio; C7, C8).")
+    how = ("*recomputed*: from the run's stored numbers with the notebook's own `claim_c*` function (C1, C2, "
+           "C4-C8); *stored*: the verdict the notebook wrote (C3, which needs every trace's edit ratio).")
     return Section("Claims C1–C8", f"{how}\n\n{_md(table)}", tables={"claims": table})
 
 

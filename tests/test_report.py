@@ -122,12 +122,52 @@ def test_c5_is_recomputed_from_the_training_histories(tmp_path):
     assert _verdicts(tmp_path)["C5"].holds is False
 
 
-def test_c7_and_c8_read_the_stored_verdict(tmp_path):
-    _write(tmp_path / "40_ablations" / "r", dict(claims=dict(C7=dict(claim="C7", holds=False, evidence="e7"))))
-    _write(tmp_path / "50_scaling" / "r", dict(claims=dict(C8=dict(claim="C8", holds=True, evidence="e8"))))
+def test_a_run_without_the_numbers_gives_its_stored_verdict(tmp_path):
+    nb40, nb50 = claims.notebook_name("40"), claims.notebook_name("50")
+    nb40, nb50 = (nb40 if nb40 != "40" else "40_x"), (nb50 if nb50 != "50" else "50_x")
+    _write(tmp_path / nb40 / "r", dict(claims=dict(C7=dict(claim="C7", holds=False, evidence="e7"))))
+    _write(tmp_path / nb50 / "r", dict(claims=dict(C8=dict(claim="C8", holds=True, evidence="e8"))))
     vs = _verdicts(tmp_path)
     assert (vs["C7"].status, vs["C7"].evidence, vs["C7"].source) == ("does not hold", "e7", "stored")
-    assert (vs["C8"].status, vs["C8"].evidence) == ("holds", "e8")
+    assert (vs["C8"].status, vs["C8"].evidence, vs["C8"].source) == ("holds", "e8", "stored")
+    assert vs["C8"].note.startswith("not recomputed (") and "the stored verdict is shown" in vs["C8"].note
+
+
+def test_a_notebook_not_registered_is_found_by_its_number(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "NOTEBOOK_CONFIGS", {k: v for k, v in config.NOTEBOOK_CONFIGS.items()
+                                                     if not k.startswith("50")})
+    assert claims.notebook_name("50", tmp_path) == "50"
+    _write(tmp_path / "50_other_name" / "r", dict(claims=dict(C8=dict(claim="C8", holds=True, evidence="e8"))))
+    v = _verdicts(tmp_path)["C8"]
+    assert (v.notebook, v.status) == ("50_other_name", "holds")
+    assert "(notebook 50 is not in this checkout yet)" in claims.run_command("50", "r")
+
+
+def test_c8_is_recomputed_and_flips_with_its_numbers(tmp_path):
+    pytest.importorskip("scorelib.scaling")
+    row = dict(budget=32, sequential=70.0, parallel=67.0, diff=3.0, diff_lo=1.0, diff_hi=5.0, n=64, seeds=1,
+               single=60.0)
+    d = tmp_path / claims.notebook_name("50") / "r"
+    _write(d, dict(scaling={"SCoRe": [{**row, "budget": 2, "diff_lo": -9.0}, row]}, claims=dict(C8=dict(holds=True))))
+    v = _verdicts(tmp_path)["C8"]
+    assert (v.holds, v.source, v.note) == (True, "recomputed", "") and v.details["budget"] == 32
+    _write(d, dict(scaling={"SCoRe": [{**row, "diff_lo": -1.0}]}, claims=dict(C8=dict(holds=True))))
+    v = _verdicts(tmp_path)["C8"]
+    assert v.holds is False and "numbers give False" in v.note
+
+
+def test_c7_is_recomputed_and_flips_with_its_numbers(tmp_path):
+    ablations = pytest.importorskip("scorelib.ablations")
+    rows = {"SCoRe": _row(50.0, 53.0, 5.0, 2.0, delta_lo=2.0, delta_hi=4.0)}
+    rows.update({r: _row(50.0, 50.0, 3.0, 3.0) for r in ablations.C7_ROWS})
+    diffs = {r: dict(diff=-3.0, diff_lo=-5.0, diff_hi=-1.0, n=64) for r in ablations.C7_ROWS}
+    d = tmp_path / claims.notebook_name("40") / "r"
+    _write(d, dict(rows=rows, differences=diffs, claims=dict(C7=dict(holds=True))))
+    v = _verdicts(tmp_path)["C7"]
+    assert (v.holds, v.source, v.note) == (True, "recomputed", "")
+    diffs[ablations.C7_ROWS[0]]["diff_hi"] = 0.5  # one ablation's difference no longer below 0
+    _write(d, dict(rows=rows, differences=diffs, claims=dict(C7=dict(holds=True))))
+    assert _verdicts(tmp_path)["C7"].holds is False
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
