@@ -1,9 +1,10 @@
-"""Command line: ``python -m scorelib reproduce | run | grade``.
+"""Command line: ``python -m scorelib reproduce | run | report | grade``.
 
     python -m scorelib reproduce --profile default      every notebook, in order
     python -m scorelib reproduce --profile smoke        the same with CI-sized values
     python -m scorelib run 01_base_model_self_correction -p n_test 512 -p seed 1
     python -m scorelib run 00 --profile smoke -p run_name mytry
+    python -m scorelib report --profile smoke           HTML of every run and the report -> results/html/smoke/
     python -m scorelib grade --task math answers.jsonl --out graded.jsonl
 
 Parameters are checked against the notebook's config before anything runs.
@@ -88,6 +89,9 @@ def inputs_key(name: str, params: dict, cfg) -> str:
         if hasattr(cfg, field_name) and not (field_name == "base_run" and cfg.model):
             done = run_dir(cfg.results_dir, nb, getattr(cfg, field_name)) / DONE
             upstream[nb] = done.read_text() if done.exists() else None
+    for nb, run_name in getattr(cfg, "upstream_runs", list)():  # the report (90): every run it reads
+        done = run_dir(cfg.results_dir, nb, run_name) / DONE
+        upstream[nb] = done.read_text() if done.exists() else None
     src = hashlib.blake2b((notebooks_dir() / f"{name}.ipynb").read_bytes()).hexdigest()
     return digest(name, params, src, code_digest(), upstream)
 
@@ -174,7 +178,7 @@ def cmd_run(args) -> int:
 
 def cmd_reproduce(args) -> int:
     plan = []
-    for name in C.NOTEBOOK_CONFIGS:  # validate every notebook's parameters before running any
+    for name in sorted(C.NOTEBOOK_CONFIGS):  # in order of number; validate every notebook before running any
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
         plan.append(resolve_params(name, args.profile, [], args.results))
@@ -188,9 +192,33 @@ def cmd_reproduce(args) -> int:
         execute(name, params, cfg, force=args.force)
         times[name] = round(time.time() - t0, 1)
     results = resolve_results_dir(args.results or "results")
+    html_s = None
+    if any(name == "90_report" for name, _, _ in plan):  # last step: every executed notebook and the report as HTML
+        t0 = time.time()
+        from scorelib.export import export_profile
+
+        print(f"[scorelib] HTML of every run and the report: {export_profile(args.profile, args.results)}")
+        html_s = round(time.time() - t0, 1)
     write_json(results / f"reproduce_{Path(args.profile).stem}.json", dict(profile=args.profile, seconds=times,
-                                                                          total=round(sum(times.values()), 1)))
+                                                                          total=round(sum(times.values()), 1),
+                                                                          html_export_s=html_s))
     print("[scorelib] wall time per notebook (s):", times, "total", round(sum(times.values()), 1))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from scorelib import export
+
+    t0 = time.time()
+    index = export.export_profile(args.profile, args.results)
+    print(f"[scorelib] HTML of every run and the report: {index} ({time.time() - t0:.1f} s)")
+    if args.readme:
+        results_dir, run_name, _ = export.profile_runs(args.profile, args.results)
+        try:
+            path = export.update_readme(args.readme, results_dir / export.REPORT_NOTEBOOK / run_name)
+        except ValueError as e:
+            raise C.ConfigError(f"{args.readme}: {e}") from None
+        print(f"[scorelib] results section of {path} rewritten from the report of run {run_name}")
     return 0
 
 
@@ -211,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
     q.add_argument("--force", action="store_true", help="rerun notebooks that already finished with the same inputs")
     q.set_defaults(fn=cmd_reproduce)
+    rp = sub.add_parser("report", help="export every executed notebook of a profile's runs and the report to HTML")
+    rp.add_argument("--profile", default="default", help="whose runs (default, smoke, or a YAML file)")
+    rp.add_argument("--results", help="results folder (default: results/ in the project root)")
+    rp.add_argument("--readme", metavar="PATH", help="also rewrite PATH's block between <!-- results:begin --> and "
+                    "<!-- results:end --> from the report run (notebook 90's readme_results.md)")
+    rp.set_defaults(fn=cmd_report)
     from scorelib.grade import add_parser as add_grade_parser
 
     add_grade_parser(sub)

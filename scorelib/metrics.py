@@ -29,6 +29,7 @@ __all__ = [
     "two_turn_metrics",
     "bootstrap_ci",
     "summarize",
+    "delta_difference",
     "edit_distance_ratio",
     "different_answer_rate",
     "sequential_accuracy",
@@ -208,6 +209,38 @@ def summarize_seeds(c1s: Sequence[Any], c2s: Sequence[Any], n_boot: int = 1000, 
     out["n"] = n  # problems; each counted once per seed in the estimates
     out["seeds"] = s_count
     return out
+
+
+def delta_difference(c1a: Sequence[Any], c2a: Sequence[Any], c1b: Sequence[Any], c2b: Sequence[Any],
+                     n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Δ of method a minus Δ of method b (points), both evaluated on the same problems (each with one or more
+    seeds, as in summarize_seeds), with a paired cluster-bootstrap CI: each resample draws problems and keeps
+    every seed's outcomes of both methods on them, so the two Δs share the problems' difficulty.
+    Returns dict(diff, diff_lo, diff_hi, n)."""
+    def stacked(c1s, c2s):
+        pairs = [_pair(a, b) for a, b in zip(c1s, c2s)]
+        if not pairs:
+            raise ValueError("delta_difference needs at least one seed of each method")
+        return np.stack([b.astype(np.int64) - a.astype(np.int64) for a, b in pairs])  # (S, N): -1, 0 or +1
+
+    da, db = stacked(c1a, c2a), stacked(c1b, c2b)
+    if da.shape[1] != db.shape[1]:
+        raise ValueError(f"both methods must be evaluated on the same problems, got {da.shape[1]} and {db.shape[1]}")
+    if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    n = da.shape[1]
+    pa, pb = da.mean(0), db.mean(0)  # (N,) each problem's Δ averaged over a method's seeds
+    diff = 100.0 * float(pa.mean() - pb.mean())
+    rng = np.random.default_rng(seed)
+    per = pa - pb
+    stats = np.empty(n_boot)
+    block = max(1, _BOOT_BLOCK_ELEMS // n)
+    for start in range(0, n_boot, block):
+        m = min(block, n_boot - start)
+        stats[start:start + m] = 100.0 * per[rng.integers(0, n, size=(m, n))].mean(1)
+    alpha = 100.0 * (1.0 - float(level)) / 2.0
+    lo, hi = np.percentile(stats, [alpha, 100.0 - alpha])
+    return dict(diff=diff, diff_lo=float(lo), diff_hi=float(hi), n=int(n))
 
 
 # --------------------------------------------------------------------------- diagnostics

@@ -37,3 +37,24 @@ CODE_MBPP_R = {"Base model": 47.3, "Self-Refine": 30.7, "Pair-SFT": 59.8, "SCoRe
 def table_for(task: str) -> tuple[str, dict]:
     """(benchmark name, the paper's rows) to show beside a task's results: MATH for toy and math."""
     return ("HumanEval", CODE) if task == "humaneval" else ("MATH", TABLE2)
+
+
+# Section 11 of the digest: SCoRe as others measured it, each with its protocol (they differ: quote it beside any
+# comparison). Accuracies in %, first attempt -> second attempt.
+def _ext(source, protocol, model, base, score, other="") -> dict:
+    return dict(source=source, protocol=protocol, model=model, base_t1=base[0], base_t2=base[1], score_t1=score[0],
+                score_t2=score[1], score_delta=round(score[1] - score[0], 1), other=other)
+
+
+EXTERNAL = [
+    _ext("SCoRe ICLR version, appendix Table 5", "greedy, MATH500", "Gemma-2 2B", (16.8, 16.8), (23.0, 24.0),
+         "three-turn: Stage 2 23.0/24.0/24.0"),
+    _ext("PAG (arXiv 2506.10406) Table 1", "Avg@32 at T=0.6, top-p 0.95, MATH500", "Qwen2.5-1.5B-Instruct",
+         (53.2, 52.4), (61.9, 63.9), "direct multi-turn RL 62.1 -> 64.0"),
+    _ext("PAG (arXiv 2506.10406) Table 1", "Avg@32 at T=0.6, top-p 0.95, MATH500", "Llama3-8B-Instruct",
+         (28.7, 26.6), (32.0, 35.2), "direct multi-turn RL 33.3 -> 35.4"),
+    _ext("PAG (arXiv 2506.10406) Table 2, trained on DAPO17K", "Avg@32 at T=0.6, top-p 0.95, MATH500",
+         "Qwen2.5-7B-Instruct", (76.0, 76.1), (79.5, 81.5)),
+]
+EXTERNAL_NOTE = ("PAG's SCoRe baseline uses α = 1 (the paper: 10), PPO with a critic, batch 512, n = 4, lr 1e-6. "
+                 "With SCoRe's Δi→c and Δc→i rates, one standard error of Δ on 500 problems is about 1.2 points.")

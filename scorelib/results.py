@@ -77,6 +77,16 @@ def _git_revision() -> str:
         return "unknown"
 
 
+def _git_dirty() -> bool | None:
+    """Whether the checkout differs from its revision (changed or untracked files; None: not a git checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5,
+                             cwd=project_root())
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _jsonable(x):
     if isinstance(x, float) and math.isnan(x):
         return None
@@ -263,7 +273,8 @@ class Run:
         import scorelib
 
         info = dict(notebook=self.notebook, started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
-                    git_revision=_git_revision(), python=platform.python_version(), torch=torch.__version__,
+                    git_revision=_git_revision(), git_dirty=_git_dirty(), python=platform.python_version(),
+                    torch=torch.__version__, cpus=os.cpu_count(),
                     transformers=transformers.__version__, scorelib=getattr(scorelib, "__version__", "0"),
                     threads=torch.get_num_threads(), platform=platform.platform())
         old = self.dir / "manifest.json"

@@ -73,12 +73,16 @@ class RLSettings:
     drop_flat_groups: bool = False  # leave out of the update the groups whose advantages are all 0 (no signal)
     turn_budget: str = "joint"  # "joint": one loss, one clip, one Adam; "per_turn": each turn its own clip and Adam
     save_start: bool = False  # also checkpoint the starting policy (step 0), so selection can keep it
+    # "online": first attempts sampled from the current policy (the paper); "pool": taken from a fixed pool of
+    # first attempts sampled once before training (rl_train's y1_pool; notebook 40's "w/o online turn-1 samples")
+    turn1_source: str = "online"
 
 
 OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn")
 LR_SCHEDULES = ("constant", "cosine")
 TURN_BUDGETS = ("joint", "per_turn")
 TURN2_BASELINES = ("group", "first_attempt", "difference")
+TURN1_SOURCES = ("online", "pool")
 
 
 def check_settings(s: RLSettings) -> None:
@@ -91,6 +95,10 @@ def check_settings(s: RLSettings) -> None:
         raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {s.turn_budget!r}")
     if s.lr_warmup < 0 or (s.lr_warmup and s.lr_warmup >= s.steps):
         raise ValueError(f"lr_warmup must be in [0, steps), got {s.lr_warmup} for {s.steps} steps")
+    if s.turn1_source not in TURN1_SOURCES:
+        raise ValueError(f"turn1_source must be one of {TURN1_SOURCES}, got {s.turn1_source!r}")
+    if s.turn1_source == "pool" and s.n_turns < 2:
+        raise ValueError("turn1_source 'pool' fixes the first of several attempts: it needs n_turns >= 2")
 
 
 def lr_at(s: RLSettings, step: int) -> float:
@@ -462,16 +470,41 @@ def best_checkpoint_by(checkpoint_dir: str | Path, policy, score_fn) -> tuple[Pa
     return best["checkpoint"], best["score"], [dict(step=r["step"], score=r["score"]) for r in scored]
 
 
+def step_problems(n_problems: int, s: RLSettings, seed: int, step: int) -> np.ndarray:
+    """Indices of the problems of 0-based step `step` of a run (seeded by (seed, step): the same problems for this
+    step whether the run was resumed or not, and known before the run starts)."""
+    rng = np.random.default_rng([seed, step])
+    return rng.choice(n_problems, s.problems_per_step, replace=False)
+
+
+def pool_rows(y1_pool: dict, indices, k: int) -> list[list[int]]:
+    """The fixed first attempts of a step's problems, k per problem in rollout's row order (problem by problem):
+    y1_pool maps a problem's index to k token-id lists. A problem the pool lacks is an error."""
+    missing = [int(i) for i in indices if int(i) not in y1_pool or len(y1_pool[int(i)]) != k]
+    if missing:
+        raise ValueError(f"the first-attempt pool lacks k = {k} attempts of problems {missing[:5]}")
+    return [list(y) for i in indices for y in y1_pool[int(i)]]
+
+
 def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSettings, seed: int = 0,
              progress: bool = True, reward_fn=grade_reward, extract_fn=extract_answer, checkpoint_dir=None,
-             micro_batch: int | None = None, run_info: dict | None = None) -> list[dict]:
+             micro_batch: int | None = None, run_info: dict | None = None, y1_pool: dict | None = None) -> list[dict]:
     """Train `policy` in place against the frozen reference `ref` (None: a LoRA policy's own base, adapter
     disabled). Returns the per-step log (training accuracy of each turn, different-answer frequency, KL per
-    turn, mean reward and shaped reward, seconds sampling and training); resumes from checkpoint_dir."""
+    turn, mean reward and shaped reward, seconds sampling and training); resumes from checkpoint_dir.
+
+    With ``s.turn1_source == "pool"`` each row's first attempt is taken from ``y1_pool`` (problem index -> k
+    token-id lists, e.g. ``ablations.y1_pool``) instead of being sampled; the second attempt is sampled on-policy
+    after it, and both turns are trained as the objective says (turn 1 on the pool's tokens)."""
     if s.problems_per_step > len(problems):
         raise ValueError(f"problems_per_step {s.problems_per_step} > {len(problems)} training problems")
     check_settings(s)
+    if (s.turn1_source == "pool") != (y1_pool is not None):
+        raise ValueError("give y1_pool exactly when turn1_source is 'pool' (got turn1_source "
+                         f"{s.turn1_source!r} and {'a' if y1_pool is not None else 'no'} pool)")
     dist = distributed.active()
+    if dist and y1_pool is not None:
+        raise NotImplementedError("a first-attempt pool (turn1_source 'pool') runs in a single process only")
     if dist:
         if s.problems_per_step < distributed.world():
             raise ValueError(f"problems_per_step {s.problems_per_step} < {distributed.world()} processes: each "
@@ -500,8 +533,8 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
     for step in tqdm(range(start, s.steps), desc="rl", disable=not progress or not distributed.is_main(),
                      leave=False, initial=start, total=s.steps):
         t0 = time.perf_counter()
-        rng = np.random.default_rng([seed, step])  # the same problems for this step, resumed or not
-        batch = [problems[i] for i in rng.choice(len(problems), s.problems_per_step, replace=False)]
+        idx = step_problems(len(problems), s, seed, step)  # the same problems for this step, resumed or not
+        batch = [problems[i] for i in idx]
         if dist:  # this process's problems (whole RLOO groups), sampled from its own stream
             row = _distributed_step(policy, ref, opt, tokenizer, protocol, batch, s, seed, step, reward_fn,
                                     extract_fn, micro_batch, t0)
@@ -512,7 +545,8 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
             continue
         ro = rollout(policy, tokenizer, [p.problem for p in batch], [p.answer for p in batch], protocol,
                      reward_fn, n_turns=s.n_turns, k=s.k, temperature=s.temperature,
-                     max_new_tokens=s.max_new_tokens, batch_size=len(batch) * s.k, seed=seed * 100_003 + step)
+                     max_new_tokens=s.max_new_tokens, batch_size=len(batch) * s.k, seed=seed * 100_003 + step,
+                     given_y1=None if y1_pool is None else pool_rows(y1_pool, idx, s.k))
         t1 = time.perf_counter()
         adv, rew, masks, betas, signal, keep, lr = _update_inputs(ro, s, opt, step)
         if bool(keep.any()):

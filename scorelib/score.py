@@ -141,18 +141,24 @@ def selection_problems(task, cfg) -> list | None:
 def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, seed: int, run_dir: Path, name: str,
                 init_dir=None, lora=(0, 16.0, ("q_proj", "v_proj")), select_window: int = 10, tiny: bool = False,
                 device="auto", dtype="auto", progress: bool = False, select_problems: list | None = None,
-                batch_size: int = 512):
+                batch_size: int = 512, y1_pool: dict | None = None):
     """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the selected
     checkpoint loaded and saved as run_dir/models/<name>/. Selection: the best training reward (the paper's rule),
     or with ``select_problems`` (validation problems) the best greedy reward of the objective on them
     (``objective_reward``; the starting policy is a candidate when the run saved it, see ``settings``); each
-    candidate's score is written to the checkpoint folder's selection.json.
+    candidate's score is written to the checkpoint folder's selection.json. ``y1_pool``: fixed first attempts
+    (settings.turn1_source "pool"; rl.rl_train), part of the run's identity by their digest.
     Returns (policy, log, selected checkpoint, its selection score)."""
+    from scorelib.results import digest
+
     policy, ref = start_policy(base, init_dir, *lora, device=device, dtype=dtype)
     ckpt_dir = Path(run_dir) / "checkpoints" / name
     run_info = dict(init=str(init_dir), lora=list(lora), base=str(getattr(base, "name_or_path", "")), task=task.name)
+    if y1_pool is not None:
+        run_info["y1_pool"] = digest(sorted((int(i), ys) for i, ys in y1_pool.items()))
     log = rl.rl_train(policy, ref, tokenizer, task.protocol, train, settings, seed=seed, progress=progress,
-                      reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir, run_info=run_info)
+                      reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir, run_info=run_info,
+                      y1_pool=y1_pool)
     if select_problems is None:
         best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
     else:
@@ -190,13 +196,15 @@ def model_fingerprint(model) -> str:
 
 
 def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_tokens: int, batch_size: int,
-                 n_boot: int, seed: int, progress: bool = False, cache_dir: str | Path | None = None) -> dict:
+                 n_boot: int, seed: int, progress: bool = False, cache_dir: str | Path | None = None,
+                 read_from=()) -> dict:
     """temperature -> TwoTurnEval on the held-out problems.
 
     With ``cache_dir``, each evaluation is kept in cache_dir/eval/<key>.pkl, the key a digest of everything it
     depends on (the model's weights, the problems and answers, the task and its prompts, the temperature and the
     other settings, the seed, and scorelib's source code), so a rerun after a kill reuses it and a changed input is
-    never served a stale result."""
+    never served a stale result. ``read_from``: other runs' cache folders, looked in (read only) for the same key
+    first (e.g. notebook 30's evaluation of the SCoRe models that notebook 40 compares with)."""
     out, parts = {}, None
     for t in temperatures:
         def compute(t=t):
@@ -210,7 +218,7 @@ def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_token
         parts = parts or [model_fingerprint(model), task.name, repr(task.protocol),
                           hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
         out[t] = cached(Path(cache_dir) / "eval", "eval", [*parts, float(t), max_new_tokens, batch_size, n_boot, seed],
-                        compute)
+                        compute, read_from=[Path(d) / "eval" for d in read_from])
     return out
 
 

@@ -157,3 +157,44 @@ def test_30_writes_table2_and_fig1(smoke_results):
     assert m["selected"][0]["checkpoint"] in ("step_000000", "step_000002", "step_000003")
     sweep = (d / "tables/sweep.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in sweep[1:]] == ["Stage I", "default", "turn2_baseline-first_attempt", "steps-2"]
+
+
+def test_40_writes_table4_fig8_and_c7(smoke_results):
+    d = smoke_results / "40_ablations" / "smoke"
+    rl_rows = ("single_turn", "no_stage1", "no_shaping", "gamma", "offline_y1")
+    for f in ("40_ablations.ipynb", "tables/table4_greedy.csv", "tables/table4_T1.md", "tables/changes.csv",
+              "tables/selected_checkpoints.csv", "tables/star_rounds.csv", "tables/claims.csv",
+              "tables/fig8_curves.csv", "figures/table4_accuracy_bars.png", "figures/fig8_discount.pdf",
+              "models/seed0/star/config.json", *(f"history_seed0_{r}.jsonl" for r in rl_rows),
+              *(f"models/seed0/{r}/config.json" for r in rl_rows)):
+        assert (d / f).exists(), f
+    steps = {r: len((d / f"history_seed0_{r}.jsonl").read_text().splitlines()) for r in rl_rows}
+    assert steps == dict(single_turn=6, no_stage1=6, no_shaping=3, gamma=6, offline_y1=3)  # smoke: 3 + 3 steps
+    assert list((d / "cache" / "pool").glob("y1_pool-*.pkl"))  # the fixed first attempts, sampled once
+    m = _metrics(d)
+    assert set(m["rows"]) == {"SCoRe", *rl_rows, "star"} and set(m["differences"]) == {*rl_rows, "star"}
+    for name, r in m["rows"].items():
+        assert r["delta"] == pytest.approx(r["delta_i2c"] - r["delta_c2i"]), name
+    for r in m["differences"].values():
+        assert r["diff_lo"] <= r["diff"] <= r["diff_hi"]
+    stored = _metrics(smoke_results / "30_score_stage2" / "smoke")["rows"]["SCoRe"]
+    assert m["rows"]["SCoRe"] == stored  # read from notebook 30's run, not retrained
+    c7 = m["claims"]["C7"]
+    assert c7["claim"] == "C7" and isinstance(c7["holds"], bool) and set(c7["rows"]) == set(m["differences"])
+    assert m["changes"]["no_shaping"] == {"alpha": [10.0, 0.0]} and m["changes"]["star"] == {
+        "method": ["reinforce", "star"]}
+    assert set(m["fig8"]) == {"collapses", "evidence"} and m["protocol"] == REPORTING
+    assert m["three_turn"] is None
+    table = (d / "tables/table4_greedy.csv").read_text()
+    assert "w/o reward shaping (paper, MATH)" in table and "62.6" in table
+    star = (d / "tables/star_rounds.csv").read_text().splitlines()
+    assert len(star) == 1 + 3  # three STaR rounds over Stage II's 3 steps
+
+
+def test_40_refuses_a_score_run_with_another_recipe(smoke_results):
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "run", "40", "--profile", "smoke", "-p", "lr", "0.0003",
+                           "-p", "run_name", "smoke_lr", "--results", str(smoke_results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "was made with other settings" in proc.stdout + proc.stderr and "'lr'" in proc.stdout + proc.stderr
+    assert not list((smoke_results / "40_ablations" / "smoke_lr").glob("checkpoints/*"))  # before any training
