@@ -76,7 +76,8 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
 
 
 # The earlier notebooks a run's results depend on, by the config field that names their run.
-UPSTREAM = {"base_run": BASE_NOTEBOOK, "sft_run": "10_sft_baselines", "stage1_run": "20_stage1_vs_multiturn_rl"}
+UPSTREAM = {"base_run": BASE_NOTEBOOK, "sft_run": "10_sft_baselines", "stage1_run": "20_stage1_vs_multiturn_rl",
+            "score_run": "30_score_stage2"}
 DONE = "done.json"  # written into a run folder when its notebook finished: the inputs it ran with
 
 

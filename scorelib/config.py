@@ -443,12 +443,56 @@ class ReportConfig(Common):
             _check_name(name, getattr(self, name))
 
 
+# Notebook 40's rows (scorelib/ablations.py says what each changes from SCoRe's recipe).
+ABLATION_ROWS = ("single_turn", "no_stage1", "no_shaping", "star", "gamma", "offline_y1")
+
+
+@dataclass(frozen=True)
+class AblationConfig(RLCommon):
+    """Notebook 40: ablations of SCoRe (Table 4, Fig. 8; claim C7), each trained with notebook 30's recipe but for
+    the one thing the row changes; the SCoRe row is read from notebook 30's run."""
+
+    stage1_run: str = "default"  # the notebook-20 run whose Stage I models the rows from Stage I start from
+    score_run: str = "default"  # the notebook-30 run: the SCoRe row, and the recipe every row must share
+    steps: int = 100  # Stage II steps (as notebook 30)
+    turn_budget: str = 'per_turn'  # as notebook 30: per_turn (each turn its own clip and Adam) or joint
+    beta_turn1: float = 0.01  # Stage II's KL weight on turn-1 tokens (as notebook 30)
+    ablation_rows: tuple = ABLATION_ROWS  # rows to train (single_turn, no_stage1, no_shaping, star, gamma, offline_y1)
+    matched_budget: bool = True  # rows from the base train Stage I's + Stage II's steps (false: Stage II's)
+    star_rounds: int = 3  # STaR row: sample + fine-tune rounds over Stage II's budget (STaR's 3 iterations)
+    star_epochs: float = 1.0  # STaR row: epochs over each round's kept samples
+    star_lr: float = 0.0001  # STaR row: fine-tuning learning rate (notebook 10's)
+    star_batch_size: int = 16  # STaR row: fine-tuning batch (notebook 10's sft_batch_size)
+    three_turn: bool = False  # also run the three-turn extension (section 5)
+
+    def inputs(self) -> list[tuple[str, str, str]]:
+        return super().inputs() + [("20_stage1_vs_multiturn_rl", self.stage1_run, ""),
+                                   ("30_score_stage2", self.score_run, "")]
+
+    def validate(self) -> None:
+        super().validate()
+        _check_name("stage1_run", self.stage1_run)
+        _check_name("score_run", self.score_run)
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.lr_warmup < self.steps, f"lr_warmup must be < steps, got {self.lr_warmup} for {self.steps} steps")
+        _check(self.beta_turn1 >= 0, f"beta_turn1 must be >= 0, got {self.beta_turn1}")
+        _check(len(self.ablation_rows) >= 1 and len(set(self.ablation_rows)) == len(self.ablation_rows)
+               and all(a in ABLATION_ROWS for a in self.ablation_rows),
+               f"ablation_rows must be distinct names from {list(ABLATION_ROWS)}, got {list(self.ablation_rows)}")
+        _check(1 <= self.star_rounds <= self.steps, f"star_rounds must be in [1, steps], got {self.star_rounds}")
+        _check(self.star_epochs > 0, f"star_epochs must be > 0, got {self.star_epochs}")
+        _check(0 < self.star_lr < 1, f"star_lr must be in (0, 1), got {self.star_lr}")
+        _check(self.star_batch_size >= 1, f"star_batch_size must be >= 1, got {self.star_batch_size}")
+        _check(not self.sweep, "notebook 40 runs no sweep (its rows are the variants): leave sweep empty")
+
+
 NOTEBOOK_CONFIGS: dict[str, type] = {
     "00_toy_world_and_base_model": PretrainConfig,
     "01_base_model_self_correction": EvalConfig,
     "10_sft_baselines": SFTConfig,
     "20_stage1_vs_multiturn_rl": Stage1Config,
     "30_score_stage2": Stage2Config,
+    "40_ablations": AblationConfig,
     "90_report": ReportConfig,  # reads every other notebook's runs: keep it last
 }
 

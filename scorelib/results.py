@@ -222,18 +222,21 @@ def code_digest() -> str:
 _CODE_DIGEST: str | None = None
 
 
-def cached(cache_dir: str | Path, name: str, parts, compute):
+def cached(cache_dir: str | Path, name: str, parts, compute, read_from=()):
     """``compute()``'s result, kept in cache_dir/NAME-<key>.pkl, the key a digest of ``parts`` (everything the
     result depends on: settings, seeds, a model's fingerprint...) and of scorelib's source code. A rerun after a
-    kill reuses what was finished; a changed input gets a new key. An unreadable file is recomputed."""
+    kill reuses what was finished; a changed input gets a new key. An unreadable file is recomputed.
+    ``read_from``: other cache folders (e.g. an earlier notebook's) looked in, read only, when this one lacks the
+    key."""
     import pickle
 
     path = Path(cache_dir) / f"{name}-{digest(code_digest(), parts)}.pkl"
-    if path.exists():
-        try:
-            return pickle.loads(path.read_bytes())
-        except Exception:
-            pass
+    for candidate in (path, *(Path(d) / path.name for d in read_from)):
+        if candidate.exists():
+            try:
+                return pickle.loads(candidate.read_bytes())
+            except Exception:
+                pass
     value = compute()
     fault_point("eval")
     with atomic_path(path) as tmp:
