@@ -198,3 +198,36 @@ def test_40_refuses_a_score_run_with_another_recipe(smoke_results):
     assert proc.returncode != 0
     assert "was made with other settings" in proc.stdout + proc.stderr and "'lr'" in proc.stdout + proc.stderr
     assert not list((smoke_results / "40_ablations" / "smoke_lr").glob("checkpoints/*"))  # before any training
+
+
+def test_90_report_runs_last_and_writes_report_claims_and_html(smoke_results):
+    import re
+
+    from scorelib import claims, config
+
+    record = json.loads((smoke_results / "reproduce_smoke.json").read_text())
+    assert list(record["seconds"])[-1] == "90_report" and record["html_export_s"] is not None
+    d = smoke_results / "90_report" / "smoke"
+    report = (d / "report.md").read_text()
+    checklist = report.split("### Claims C1–C8", 1)[1].split("\n### ", 1)[0]
+    verdicts = {r.split(" | ")[0].strip("| "): r.split(" | ")[1] for r in checklist.splitlines() if r.startswith("| C")}
+    assert list(verdicts) == [f"C{i}" for i in range(1, 9)]
+    assert set(verdicts.values()) <= {"holds", "does not hold", "missing run"}, verdicts
+    m = _metrics(d)
+    registered = {n.split("_", 1)[0] for n in config.NOTEBOOK_CONFIGS}
+    for c in claims.CLAIMS:  # every claim whose notebook ran has a verdict, recomputed to the one it stored
+        v = m["claims"][c.id]
+        if c.notebook in registered:
+            assert v["status"] in ("holds", "does not hold") and v["note"] == "", (c.id, v)
+            assert v["source"] == ("stored" if c.id == "C3" else "recomputed") and v["run"].endswith("/smoke")
+        else:
+            assert v["status"] == "missing run" and f"python -m scorelib run {c.notebook}" in v["note"]
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):  # every figure the report shows exists
+        assert (d / link).is_file(), link
+    assert "fig1_accuracy_bars.png" in report and "| this suite (30_score_stage2/smoke) |" in report
+    assert "## Results (generated from the report of run `smoke`)" in (d / "readme_results.md").read_text()
+    html = smoke_results / "html" / "smoke"
+    index = (html / "index.html").read_text()
+    for name in config.NOTEBOOK_CONFIGS:  # every executed notebook of the profile, exported and linked
+        assert f'<a href="{name}.html">' in index and (html / f"{name}.html").stat().st_size > 0, name
+    assert '<a href="report.html">' in index and "data:image/png;base64" in (html / "report.html").read_text()
