@@ -486,6 +486,47 @@ class AblationConfig(RLCommon):
         _check(not self.sweep, "notebook 40 runs no sweep (its rows are the variants): leave sweep empty")
 
 
+@dataclass(frozen=True)
+class ScalingConfig(FromBase):
+    """Notebook 50: inference-compute scaling (Fig. 1 right, claim C8) and sequential attempts (Fig. 7)."""
+
+    score_run: str = "default"  # notebook 30's run: its Stage II model of each seed is SCoRe
+    sft_run: str = "default"  # notebook 10's run: its Pair-SFT models join Fig. 7
+    seeds: tuple = (0, 1, 2)  # each seed's own SCoRe and Pair-SFT; one shared base
+    n_test: int = 512  # held-out problems for the budget curves
+    eval_split: str = "test"  # test (reported numbers) or val (tuning; scorelib/protocol.py)
+    budgets: tuple = (2, 4, 8, 16, 32)  # attempts per problem: B samples or B/2 pairs
+    sample_temperature: float = 0.7  # both methods (paper: 0.7)
+    n_seq_attempts: int = 10  # Fig. 7: greedy attempts, each seeing those before
+    n_seq_problems: int = 128  # Fig. 7: the first of the held-out problems
+    n_boot: int = 1000  # bootstrap resamples for 95% CIs
+    max_new_tokens: int = 160
+    batch_size: int = 512  # rows per generation batch (all problems x samples)
+
+    def inputs(self) -> list[tuple[str, str, str]]:
+        return super().inputs() + [("30_score_stage2", self.score_run, "models")]
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.task in ("toy", "math"),
+               f"majority voting needs answers the grader compares: task must be toy or math, got {self.task!r} "
+               "(humaneval grades by running tests)")
+        _check_name("score_run", self.score_run)
+        _check_name("sft_run", self.sft_run)
+        _check(len(self.seeds) >= 1 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds)
+               and len(set(self.seeds)) == len(self.seeds),
+               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+        _check(len(self.budgets) >= 1 and all(isinstance(b, int) and not isinstance(b, bool) and b >= 2 and b % 2 == 0
+                                              for b in self.budgets)
+               and list(self.budgets) == sorted(set(self.budgets)),
+               f"budgets must be increasing even integers >= 2 (sequential spends B/2 pairs), got {self.budgets!r}")
+        _check(0 < self.sample_temperature <= 5, f"sample_temperature must be in (0, 5], got {self.sample_temperature}")
+        for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.n_seq_problems <= self.n_test, f"n_seq_problems must be <= n_test, got {self.n_seq_problems}")
+        _check_eval_split(self)
+
+
 NOTEBOOK_CONFIGS: dict[str, type] = {
     "00_toy_world_and_base_model": PretrainConfig,
     "01_base_model_self_correction": EvalConfig,
@@ -493,6 +534,7 @@ NOTEBOOK_CONFIGS: dict[str, type] = {
     "20_stage1_vs_multiturn_rl": Stage1Config,
     "30_score_stage2": Stage2Config,
     "40_ablations": AblationConfig,
+    "50_inference_scaling": ScalingConfig,
     "90_report": ReportConfig,  # reads every other notebook's runs: keep it last
 }
 

@@ -83,13 +83,22 @@ def scored(ro: Rollouts, problems: list, extract_fn, temperature: float, n_boot:
     return TwoTurnEval(ro, list(problems), c1, c2, a1, a2, edit, summary)
 
 
+def sequential_rollouts(model, tokenizer, problems: list, protocol: Protocol, n_attempts: int,
+                        temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 512,
+                        seed: int = 0, progress: bool = False, reward_fn=reward) -> Rollouts:
+    """n sequential attempts [x, y1, p, y2, p, y3, ...] per problem, each seeing the ones before (Fig. 7)."""
+    return rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                           reward_fn, n_turns=n_attempts, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
+                           batch_size=batch_size, seed=seed, progress=progress)
+
+
 def sequential_attempts(model, tokenizer, problems: list, protocol: Protocol, n_attempts: int,
                         temperature: float = 0.0, max_new_tokens: int = 160, batch_size: int = 512,
                         seed: int = 0, progress: bool = False, reward_fn=reward) -> np.ndarray:
     """Accuracy (percent) of each of n sequential attempts [x, y1, p, y2, p, y3, ...] (Fig. 7)."""
-    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
-                         reward_fn, n_turns=n_attempts, k=1, temperature=temperature, max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, seed=seed, progress=progress)
+    ro = sequential_rollouts(model, tokenizer, problems, protocol, n_attempts, temperature=temperature,
+                             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=progress,
+                             reward_fn=reward_fn)
     return M.sequential_accuracy(ro.correct)
 
 

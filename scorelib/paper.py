@@ -58,3 +58,8 @@ EXTERNAL = [
 ]
 EXTERNAL_NOTE = ("PAG's SCoRe baseline uses α = 1 (the paper: 10), PPO with a critic, batch 512, n = 4, lr 1e-6. "
                  "With SCoRe's Δi→c and Δc→i rates, one standard error of Δ on 500 problems is about 1.2 points.")
+
+# Section 3.5: inference-compute scaling on MATH500 at T = 0.7 (SCoRe; majority vote). The curves are approximate,
+# read off the plot (Fig. 1 right); the gains at budget 32 are quoted from the text.
+SCALING = {"budgets": (2, 4, 8, 16, 32), "parallel": (60, 64, 65, 67, 68), "sequential": (60, 64, 68, 70, 71)}
+SCALING_GAINS_AT_32 = {"parallel": 7.4, "sequential": 10.5}

@@ -133,3 +133,48 @@ def sweep_deltas(df: pd.DataFrame, title: str = "Sweep: Δ(t1, t2) of each varia
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def inference_scaling(tables: dict[str, pd.DataFrame], paper_curve: dict | None = None,
+                      title: str = "Majority vote at equal budget: parallel vs sequential") -> plt.Figure:
+    """Fig. 1 (right): accuracy against the budget (log2 axis), parallel (dashed) and sequential (solid) for each
+    model, with 95% CI bands (tables indexed by budget: parallel, sequential and their _lo/_hi columns); the
+    paper's approximate SCoRe curves in grey where given."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, t) in enumerate(tables.items()):
+        x = np.asarray(t.index, dtype=float)
+        for method, style in (("parallel", "--"), ("sequential", "-")):
+            ax.plot(x, t[method], style, marker="o", color=colors[i % len(colors)], label=f"{name}, {method}")
+            ax.fill_between(x, t[f"{method}_lo"], t[f"{method}_hi"], color=colors[i % len(colors)], alpha=0.12)
+    if paper_curve:
+        for method, style in (("parallel", "--"), ("sequential", "-")):
+            ax.plot(paper_curve["budgets"], paper_curve[method], style, color="grey", alpha=0.7,
+                    label=f"paper SCoRe (MATH500), {method}")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="attempts per problem (budget)", ylabel="majority-vote accuracy (%)", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sequential_attempts(tables: dict[str, pd.DataFrame],
+                        title: str = "Sequential attempts (greedy): accuracy and answer changes") -> plt.Figure:
+    """Fig. 7: accuracy of attempt t with its 95% CI band (left) and the share of problems whose answer changed
+    from attempt t-1 (right), one line per model (tables indexed by attempt: accuracy, accuracy_lo, accuracy_hi,
+    changed)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, t in tables.items():
+        x = np.asarray(t.index, dtype=float)
+        line, = ax.plot(x, t["accuracy"], marker="o", label=name)
+        ax.fill_between(x, t["accuracy_lo"], t["accuracy_hi"], color=line.get_color(), alpha=0.15)
+        bx.plot(x[1:], t["changed"].to_numpy()[1:], marker="o", color=line.get_color(), label=name)
+    attempts = np.asarray(next(iter(tables.values())).index, dtype=int) if tables else np.arange(1, 2)
+    ax.set_xticks(attempts)
+    bx.set_xticks(attempts[1:])
+    ax.set(xlabel="attempt", ylabel="accuracy (%)", title="accuracy (95% CI)")
+    bx.set(xlabel="attempt", ylabel="% of problems", title="answer changed from the attempt before")
+    ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

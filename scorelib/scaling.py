@@ -1,0 +1,417 @@
+"""Inference-compute scaling (paper §3.5, Fig. 1 right; claim C8) and sequential attempts (Fig. 7).
+
+At a budget of B generated attempts per problem, sampled at temperature T (paper: 0.7):
+
+- **parallel**: B independent first attempts, majority vote over their extracted answers;
+- **sequential**: B/2 first attempts, each followed by one self-correction round (the two-turn protocol), majority
+  vote over the B/2 corrected answers. Every generated attempt counts one, so both spend B attempts.
+
+Samples are drawn once, at the largest budget, and each smaller budget votes over a prefix of them (nested
+subsets). The B/2 first attempts of the sequential chains are also the first half of parallel's B samples; the other
+half are B/2 more first attempts (``sample_budget``): at equal budget the two methods share their first B/2
+attempts and differ only in how they spend the rest (fresh samples or corrections), which makes their difference
+less noisy than two independent sets would (common random numbers).
+
+The vote (``vote_labels``, ``majority_vote``) groups answers the way the task's grader compares them: extracted with
+``task.extract`` and merged with ``grading.is_equiv`` (normalised strings, exact fractions, then mathematical
+equivalence), so that "1/2", "0.5" and "\\frac{1}{2}" vote together. Unparseable answers do not vote; a problem with
+no parseable answer is wrong. Ties go to the tied answer that appeared first in sample order. The winning answer is
+graded as the task's grader graded its first sample.
+
+Fig. 7 (``attempt_outcomes``): greedy sequential attempts [x, y1, p, y2, p, y3, ...] (``evaluate.sequential_rollouts``,
+the function notebook 01 uses), with each attempt's accuracy and the share of problems whose extracted answer changed
+from the attempt before.
+
+Departures: the code task (HumanEval) has no answer to vote on (its grader runs tests), so it is refused; parallel
+and sequential share their first B/2 attempts (above); the paper's vote and tie rules are not specified.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from scorelib import grading
+from scorelib import metrics as M
+
+EXTRA_SEED_OFFSET = 1_000_003  # the extra first attempts sample from seed + this (another random stream)
+PAIR_SFT_CHECKPOINT = "Pair-SFT_D_SFT"  # notebook 10's folder name (sft.checkpoint_name) of Pair-SFT on D_SFT
+
+
+# --------------------------------------------------------------------------- the majority vote
+
+def answer_equivalence(task_name: str) -> Callable[[str, str], bool]:
+    """The equivalence the task's grader applies to an extracted answer: ``grading.is_equiv`` for toy and MATH.
+    The code task grades by running tests and has no answer to compare, so it cannot vote."""
+    if task_name in ("toy", "math"):
+        return grading.is_equiv
+    raise ValueError(f"majority voting needs answers the grader can compare; task {task_name!r} grades by running "
+                     "tests (use task toy or math)")
+
+
+def _parsed(answer) -> bool:
+    return isinstance(answer, str) and bool(answer.strip())
+
+
+def vote_labels(answers: Sequence[str | None], equivalent: Callable[[str, str], bool] = grading.is_equiv
+                ) -> list[int | None]:
+    """One label per sample: the index of its answer group, groups numbered in order of first appearance; None for
+    an unparseable answer (None or blank). A sample joins the first earlier group whose first answer it is
+    equivalent to (answers with the same normalised form join without a call to ``equivalent``).
+
+    A sample's label depends only on the samples before it, so the labels of a prefix are the prefix of the labels:
+    the votes of every smaller budget come from one labelling.
+
+        vote_labels(["5", None, "5.0", "7", "10/2"]) -> [0, None, 0, 1, 0]
+    """
+    reps: list[str] = []  # the first answer of each group
+    by_form: dict[str, int] = {}  # normalised answer -> group
+    labels: list[int | None] = []
+    for a in answers:
+        if not _parsed(a):
+            labels.append(None)
+            continue
+        form = grading.normalize_answer(a)
+        label = by_form.get(form)
+        if label is None:
+            label = next((g for g, r in enumerate(reps) if equivalent(a, r)), None)
+            if label is None:
+                label = len(reps)
+                reps.append(a)
+            by_form[form] = label
+        labels.append(label)
+    return labels
+
+
+def majority_vote(labels: Sequence[int | None]) -> int | None:
+    """The index of the sample that stands for the winning answer (the first sample of the largest group), or None
+    when no sample parsed. Ties: the tied group that appeared first in sample order wins.
+
+        majority_vote([0, 1, 1, 0]) -> 0     (2 votes each: group 0 appeared first)
+        majority_vote([None, 1, 0, 1]) -> 1  (labels need not start at 0 in a prefix of a longer list)
+        majority_vote([None, None]) -> None
+    """
+    counts: dict[int, int] = {}
+    first: dict[int, int] = {}
+    for i, g in enumerate(labels):
+        if g is None:
+            continue
+        counts[g] = counts.get(g, 0) + 1
+        first.setdefault(g, i)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return min(first[g] for g, c in counts.items() if c == top)
+
+
+def voted_correct(answers: Sequence[Sequence[str | None]], correct: np.ndarray, sizes: Sequence[int],
+                  equivalent: Callable[[str, str], bool] = grading.is_equiv) -> np.ndarray:
+    """(len(sizes), N) booleans: whether the majority vote over the first ``size`` samples of each problem is right.
+    answers[i][j] and correct[i, j] are sample j of problem i; the winning answer is graded as its first sample was
+    (``correct`` holds the task grader's verdicts); no parseable sample: wrong."""
+    correct = np.asarray(correct, dtype=bool)
+    if correct.shape != (len(answers), max((len(a) for a in answers), default=0)):
+        raise ValueError(f"correct has shape {correct.shape}, answers {len(answers)} x "
+                         f"{max((len(a) for a in answers), default=0)}")
+    if any(not 1 <= n <= correct.shape[1] for n in sizes):
+        raise ValueError(f"vote sizes must be in [1, {correct.shape[1]}], got {list(sizes)}")
+    out = np.zeros((len(sizes), len(answers)), dtype=bool)
+    for i, row in enumerate(answers):
+        labels = vote_labels(row, equivalent)
+        for b, n in enumerate(sizes):
+            w = majority_vote(labels[:n])
+            out[b, i] = w is not None and bool(correct[i, w])
+    return out
+
+
+# --------------------------------------------------------------------------- sampling at the largest budget
+
+def check_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
+    """Budgets are even numbers >= 2 in increasing order (sequential spends B/2 pairs of attempts)."""
+    b = tuple(budgets)
+    if not b or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 2 or x % 2 for x in b) \
+            or list(b) != sorted(set(b)):
+        raise ValueError(f"budgets must be increasing even integers >= 2, got {list(b)}")
+    return b
+
+
+@dataclass
+class BudgetSamples:
+    """Every attempt sampled for one model at the largest budget 2K: K chains [y1, y2] and K more first attempts."""
+
+    y1_answers: list  # [N][K] extracted answers of the chains' first attempts
+    y2_answers: list  # [N][K] their corrections (second attempts)
+    extra_answers: list  # [N][K] the other first attempts
+    y1_correct: np.ndarray  # (N, K) graded by the task's grader
+    y2_correct: np.ndarray  # (N, K)
+    extra_correct: np.ndarray  # (N, K)
+    seconds: float  # sampling and grading time
+
+    @property
+    def k(self) -> int:
+        return self.y1_correct.shape[1]
+
+    def parallel(self) -> tuple[list, np.ndarray]:
+        """The 2K first attempts in parallel's sample order: y1 of chain 0, extra 0, y1 of chain 1, extra 1, ...;
+        its first B are the B/2 chains' first attempts and B/2 extra ones (nested over budgets)."""
+        answers = [[a for pair in zip(r1, r2) for a in pair] for r1, r2 in zip(self.y1_answers, self.extra_answers)]
+        correct = np.stack([self.y1_correct, self.extra_correct], axis=2).reshape(len(answers), -1)
+        return answers, correct
+
+
+def _by_problem(values: Sequence, n: int, k: int) -> list[list]:
+    """Rollout rows (problem-major, k per problem) as [N][k]."""
+    return [list(values[i * k:(i + 1) * k]) for i in range(n)]
+
+
+def sample_budget(model, tokenizer, task, problems: list, max_budget: int, temperature: float = 0.7,
+                  max_new_tokens: int = 160, batch_size: int = 512, seed: int = 0, progress: bool = False,
+                  cache_dir: str | Path | None = None) -> BudgetSamples:
+    """K = max_budget / 2 two-turn chains [x, y1, p, y2] and K more single first attempts per problem, at the
+    temperature, all problems and samples batched in two rollouts (the extra attempts from seed +
+    EXTRA_SEED_OFFSET). With ``cache_dir`` the result is kept by its inputs (the model's weights, the problems, the
+    task, the settings, the seed; ``results.cached``)."""
+    import time
+
+    from scorelib.results import cached
+    from scorelib.rollout import rollout_sharded
+    from scorelib.score import model_fingerprint
+
+    k = check_budgets([max_budget])[0] // 2
+    xs, ys = [p.problem for p in problems], [p.answer for p in problems]
+
+    def compute() -> BudgetSamples:
+        t0 = time.perf_counter()
+        kw = dict(temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+        chains = rollout_sharded(model, tokenizer, xs, ys, task.protocol, task.reward, n_turns=2, k=k, seed=seed, **kw)
+        extra = rollout_sharded(model, tokenizer, xs, ys, task.protocol, task.reward, n_turns=1, k=k,
+                                seed=seed + EXTRA_SEED_OFFSET, **kw)
+        n = len(problems)
+        answers = [_by_problem([task.extract(t) for t in texts], n, k)
+                   for texts in (chains.texts[0], chains.texts[1], extra.texts[0])]
+        return BudgetSamples(*answers, chains.correct[:, 0].reshape(n, k), chains.correct[:, 1].reshape(n, k),
+                             extra.correct[:, 0].reshape(n, k), time.perf_counter() - t0)
+
+    if cache_dir is None:
+        return compute()
+    parts = [model_fingerprint(model), task.name, repr(task.protocol),
+             hashlib.blake2b(repr([(p.problem, p.answer) for p in problems]).encode()).hexdigest(), k,
+             float(temperature), max_new_tokens, batch_size, seed]
+    return cached(Path(cache_dir) / "scaling", "budget", parts, compute)
+
+
+def budget_votes(samples: BudgetSamples, budgets: Sequence[int],
+                 equivalent: Callable[[str, str], bool] = grading.is_equiv) -> dict:
+    """Per budget B, whether each problem's vote is right: parallel over its first B samples, sequential over the
+    corrections of the first B/2 chains. Returns dict(parallel=(len(budgets), N), sequential=(len(budgets), N),
+    single=(N,) the share of a problem's 2K first attempts that are right: one sample's accuracy)."""
+    budgets = check_budgets(budgets)
+    if budgets[-1] > 2 * samples.k:
+        raise ValueError(f"budget {budgets[-1]} needs {budgets[-1] // 2} chains; {samples.k} were sampled")
+    answers, correct = samples.parallel()
+    return dict(parallel=voted_correct(answers, correct, budgets, equivalent),
+                sequential=voted_correct(samples.y2_answers, samples.y2_correct, [b // 2 for b in budgets],
+                                         equivalent),
+                single=correct.mean(axis=1))
+
+
+# --------------------------------------------------------------------------- tables and claim C8
+
+def scaling_table(votes: Sequence[dict], budgets: Sequence[int], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per budget for one model, pooled over its seeds (``votes``: one ``budget_votes`` per seed, on the
+    same problems): parallel and sequential accuracy (%), their difference sequential − parallel, each with a 95%
+    CI from a bootstrap over problems that keeps each problem's seeds together (``metrics.summarize_seeds``, with
+    parallel as the first attempt and sequential as the second), the difference's standard error over problems, and
+    one sample's accuracy (the budget-1 reference)."""
+    rows = []
+    for b_idx, b in enumerate(check_budgets(budgets)):
+        par = [v["parallel"][b_idx] for v in votes]
+        seq = [v["sequential"][b_idx] for v in votes]
+        s = M.summarize_seeds(par, seq, n_boot=n_boot, seed=seed)
+        per_problem = np.mean([q.astype(float) - p.astype(float) for p, q in zip(par, seq)], axis=0)  # (N,)
+        rows.append(dict(budget=b, parallel=s["acc_t1"], parallel_lo=s["acc_t1_lo"], parallel_hi=s["acc_t1_hi"],
+                         sequential=s["acc_t2"], sequential_lo=s["acc_t2_lo"], sequential_hi=s["acc_t2_hi"],
+                         diff=s["delta"], diff_lo=s["delta_lo"], diff_hi=s["delta_hi"],
+                         diff_se=100.0 * float(per_problem.std(ddof=1) / np.sqrt(len(per_problem)))
+                         if len(per_problem) > 1 else float("nan"),
+                         single=100.0 * float(np.mean([v["single"] for v in votes])), n=s["n"], seeds=len(votes)))
+    return pd.DataFrame(rows).set_index("budget")
+
+
+def claim_c8(scaling: dict, model: str = "SCoRe") -> dict:
+    """C8: at the largest budget, sequential sampling with self-correction beats parallel sampling under majority
+    vote for SCoRe: sequential − parallel > 0 with its 95% CI above 0 (bootstrap over problems, seeds together).
+
+    ``scaling``: model name -> rows (one per budget, ``scaling_table(...).reset_index().to_dict("records")``, as
+    notebook 50 stores them in metrics.json); other models' rows at that budget go into the evidence."""
+    if not scaling.get(model):
+        return dict(claim="C8", holds=False, budget=None, diff=None, diff_lo=None, diff_hi=None,
+                    evidence=f"not tested: no {model} rows")
+    rows = {name: max(r, key=lambda x: x["budget"]) for name, r in scaling.items() if r}
+    s = rows[model]
+    holds = bool(s["diff"] > 0 and s["diff_lo"] > 0)
+    others = "; ".join(f"{name}: sequential {r['sequential']:.1f}, parallel {r['parallel']:.1f}, "
+                       f"difference {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]"
+                       for name, r in rows.items() if name != model)
+    return dict(claim="C8", holds=holds, budget=int(s["budget"]), diff=float(s["diff"]), diff_lo=float(s["diff_lo"]),
+                diff_hi=float(s["diff_hi"]),
+                evidence=(f"budget {int(s['budget'])}, {model}: sequential {s['sequential']:.1f} vs parallel "
+                          f"{s['parallel']:.1f}, difference {s['diff']:+.1f} [{s['diff_lo']:+.1f}, "
+                          f"{s['diff_hi']:+.1f}] (95% CI, {s['n']} problems x {s['seeds']} seed(s)); one sample "
+                          f"{s['single']:.1f}" + (f". {others}" if others else "")))
+
+
+def fig1_table(tables: dict[str, pd.DataFrame], paper_curve: dict | None = None) -> pd.DataFrame:
+    """Fig. 1 (right) as a table: per budget, each model's parallel and sequential accuracy with its 95% CI
+    ("64.1 [61.0, 67.2]"), and the paper's approximate curve where it has that budget."""
+    def cell(v, lo, hi) -> str:
+        return f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
+
+    out = {}
+    for name, t in tables.items():
+        for method in ("parallel", "sequential"):
+            out[f"{name} {method}"] = {b: cell(r[method], r[f"{method}_lo"], r[f"{method}_hi"]) for b, r in t.iterrows()}
+        out[f"{name} sequential − parallel"] = {b: cell(r["diff"], r["diff_lo"], r["diff_hi"]) for b, r in t.iterrows()}
+    df = pd.DataFrame(out)
+    if paper_curve:
+        for method in ("parallel", "sequential"):
+            by_budget = dict(zip(paper_curve["budgets"], paper_curve[method]))
+            df[f"paper {method} (SCoRe, MATH500, approx.)"] = [by_budget.get(b, "") for b in df.index]
+    df.index.name = "budget"
+    return df
+
+
+# --------------------------------------------------------------------------- Fig. 7: sequential attempts
+
+@dataclass
+class AttemptOutcomes:
+    """n greedy sequential attempts per problem: correctness and extracted answers."""
+
+    correct: np.ndarray  # (N, n_attempts)
+    answers: list  # [attempt][N]
+    seconds: float
+
+
+def attempt_outcomes(model, tokenizer, task, problems: list, n_attempts: int, max_new_tokens: int = 160,
+                     batch_size: int = 512, seed: int = 0, progress: bool = False,
+                     cache_dir: str | Path | None = None) -> AttemptOutcomes:
+    """Greedy attempts [x, y1, p, y2, p, y3, ...], each seeing the ones before (``evaluate.sequential_rollouts``,
+    as notebook 01 draws the base's Fig. 7 series), kept by their inputs under ``cache_dir`` when given."""
+    import time
+
+    from scorelib.evaluate import sequential_rollouts
+    from scorelib.results import cached
+    from scorelib.score import model_fingerprint
+
+    def compute() -> AttemptOutcomes:
+        t0 = time.perf_counter()
+        ro = sequential_rollouts(model, tokenizer, problems, task.protocol, n_attempts, temperature=0.0,
+                                 max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=progress,
+                                 reward_fn=task.reward)
+        return AttemptOutcomes(ro.correct.copy(), [[task.extract(t) for t in texts] for texts in ro.texts],
+                               time.perf_counter() - t0)
+
+    if cache_dir is None:
+        return compute()
+    parts = [model_fingerprint(model), task.name, repr(task.protocol),
+             hashlib.blake2b(repr([(p.problem, p.answer) for p in problems]).encode()).hexdigest(), n_attempts,
+             max_new_tokens, batch_size, seed]
+    return cached(Path(cache_dir) / "sequential", "attempts", parts, compute)
+
+
+def attempts_table(outcomes: Sequence[AttemptOutcomes], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per attempt for one model, pooled over its seeds: accuracy (%) with a 95% CI, its difference from
+    attempt 1 with a 95% CI (bootstrap over problems, seeds together: ``metrics.summarize_seeds`` of attempt 1
+    against attempt t), and the share of problems whose extracted answer differs from the attempt before
+    (``metrics.different_answer_rate``, averaged over seeds; empty at attempt 1)."""
+    n_attempts = outcomes[0].correct.shape[1]
+    rows = []
+    for t in range(n_attempts):
+        s = M.summarize_seeds([o.correct[:, 0] for o in outcomes], [o.correct[:, t] for o in outcomes],
+                              n_boot=n_boot, seed=seed)
+        changed = (float(np.mean([M.different_answer_rate(o.answers[t - 1], o.answers[t]) for o in outcomes]))
+                   if t else float("nan"))
+        rows.append(dict(attempt=t + 1, accuracy=s["acc_t2"], accuracy_lo=s["acc_t2_lo"], accuracy_hi=s["acc_t2_hi"],
+                         vs_attempt1=s["delta"], vs_attempt1_lo=s["delta_lo"], vs_attempt1_hi=s["delta_hi"],
+                         changed=changed, n=s["n"], seeds=len(outcomes)))
+    return pd.DataFrame(rows).set_index("attempt")
+
+
+def fig7_table(tables: dict[str, pd.DataFrame], column: str = "accuracy", missing: dict[str, str] | None = None
+               ) -> pd.DataFrame:
+    """Fig. 7 as a table: one row per model, one column per attempt; ``column`` 'accuracy' ("64.1 [61.0, 67.2]",
+    95% CI) or 'changed' (% of problems whose answer changed from the attempt before). ``missing``: model -> why,
+    shown as a row marked missing."""
+    rows = {}
+    for name, t in tables.items():
+        if column == "accuracy":
+            rows[name] = {f"attempt {a}": f"{r['accuracy']:.1f} [{r['accuracy_lo']:.1f}, {r['accuracy_hi']:.1f}]"
+                          for a, r in t.iterrows()}
+        else:
+            rows[name] = {f"attempt {a}": "" if np.isnan(r[column]) else f"{r[column]:.1f}" for a, r in t.iterrows()}
+    columns = list(next(iter(rows.values())).keys()) if rows else []
+    for name, why in (missing or {}).items():
+        rows[name] = {c: "missing" for c in columns} | ({"note": why} if why else {})
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "model"
+    return df.fillna("")
+
+
+# --------------------------------------------------------------------------- upstream runs
+
+def _differs(saved: dict, cfg, keys) -> list[str]:
+    defaults = {"eval_split": "test"}  # what a run saved before the key existed used
+    return [k for k in keys if saved.get(k, defaults.get(k)) != getattr(cfg, k)]
+
+
+def score_models(cfg, score_dir: Path) -> tuple[dict[int, Path], list[str]]:
+    """(seed -> SCoRe model folder, notes) from notebook 30's run: each seed's selected Stage II model of its last
+    round (``models/seed<N>/round<rounds>_stage2``). Raises ConfigError when that run was made for another task,
+    model or base, and MissingInput naming the command that makes the missing seeds."""
+    from scorelib.config import ConfigError
+    from scorelib.results import MissingInput, read_json
+
+    saved = read_json(Path(score_dir) / "config.json")
+    differs = _differs(saved, cfg, ("task", "model", "base_run"))
+    if differs:
+        raise ConfigError(f"notebook 30's run {Path(score_dir).name!r} differs from this run in {differs}")
+    rounds = int(saved.get("rounds", 1))
+    paths = {s: Path(score_dir) / "models" / f"seed{s}" / f"round{rounds}_stage2" for s in cfg.seeds}
+    missing = [s for s, p in paths.items() if not (p / "config.json").exists()]
+    if missing:
+        raise MissingInput(f"notebook 30's run {Path(score_dir).name!r} has no SCoRe model for seeds {missing}: make "
+                           f"it with\n    python -m scorelib run 30_score_stage2 -p run_name {Path(score_dir).name} "
+                           f"-p seeds '{list(cfg.seeds)}'" + _results_flag(cfg))
+    notes = []
+    if _differs(saved, cfg, ("eval_split",)):
+        notes.append(f"notebook 30's run was evaluated on the {saved.get('eval_split')!r} split, this one on "
+                     f"{cfg.eval_split!r}")
+    return paths, notes
+
+
+def pair_sft_models(cfg, sft_dir: Path) -> tuple[dict[int, Path], str]:
+    """(seed -> Pair-SFT (D_SFT) model folder, note) from notebook 10's run (``checkpoints/seed<N>/Pair-SFT_D_SFT``).
+    Never raises: a missing run, a run made for another task, model or base, or missing seeds give no folders and
+    a note saying why and which command makes them (the notebook marks the row missing)."""
+    from scorelib.results import read_json
+
+    cmd = (f"python -m scorelib run 10_sft_baselines -p run_name {Path(sft_dir).name} -p seeds '{list(cfg.seeds)}'"
+           + _results_flag(cfg))
+    if not (Path(sft_dir) / "config.json").exists():
+        return {}, f"no notebook-10 run {Path(sft_dir).name!r} (make it with: {cmd})"
+    differs = _differs(read_json(Path(sft_dir) / "config.json"), cfg, ("task", "model", "base_run"))
+    if differs:
+        return {}, f"notebook 10's run {Path(sft_dir).name!r} differs from this run in {differs}"
+    paths = {s: Path(sft_dir) / "checkpoints" / f"seed{s}" / PAIR_SFT_CHECKPOINT for s in cfg.seeds}
+    missing = [s for s, p in paths.items() if not (p / "config.json").exists()]
+    if missing:
+        return {}, f"notebook 10's run {Path(sft_dir).name!r} has no Pair-SFT model for seeds {missing} ({cmd})"
+    return paths, ""
+
+
+def _results_flag(cfg) -> str:
+    return "" if str(cfg.results_dir) == "results" else f" --results {cfg.results_dir}"
