@@ -463,7 +463,6 @@ class AblationConfig(RLCommon):
     star_epochs: float = 1.0  # STaR row: epochs over each round's kept samples
     star_lr: float = 0.0001  # STaR row: fine-tuning learning rate (notebook 10's)
     star_batch_size: int = 16  # STaR row: fine-tuning batch (notebook 10's sft_batch_size)
-    three_turn: bool = False  # also run the three-turn extension (section 5)
 
     def inputs(self) -> list[tuple[str, str, str]]:
         return super().inputs() + [("20_stage1_vs_multiturn_rl", self.stage1_run, ""),

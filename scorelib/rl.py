@@ -89,6 +89,8 @@ def check_settings(s: RLSettings) -> None:
     """ValueError for settings the trainer cannot run."""
     if s.k < 2:
         raise ValueError("RLOO needs k >= 2 samples per problem")
+    if s.n_turns not in (1, 2):  # advantages(), the KL weights and the log know one or two turns
+        raise ValueError(f"n_turns must be 1 or 2, got {s.n_turns}")
     if s.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
     if s.turn_budget not in TURN_BUDGETS:
