@@ -39,6 +39,7 @@ from scorelib import grading
 from scorelib import metrics as M
 
 EXTRA_SEED_OFFSET = 1_000_003  # the extra first attempts sample from seed + this (another random stream)
+FIG7_MODELS = ("Base", "Pair-SFT", "SCoRe")  # the paper's Fig. 7 series, in its order
 PAIR_SFT_CHECKPOINT = "Pair-SFT_D_SFT"  # notebook 10's folder name (sft.checkpoint_name) of Pair-SFT on D_SFT
 
 
@@ -345,7 +346,7 @@ def fig7_table(tables: dict[str, pd.DataFrame], column: str = "accuracy", missin
                ) -> pd.DataFrame:
     """Fig. 7 as a table: one row per model, one column per attempt; ``column`` 'accuracy' ("64.1 [61.0, 67.2]",
     95% CI) or 'changed' (% of problems whose answer changed from the attempt before). ``missing``: model -> why,
-    shown as a row marked missing."""
+    shown as a row marked missing. Rows in the paper's order (FIG7_MODELS), others after."""
     rows = {}
     for name, t in tables.items():
         if column == "accuracy":
@@ -356,7 +357,8 @@ def fig7_table(tables: dict[str, pd.DataFrame], column: str = "accuracy", missin
     columns = list(next(iter(rows.values())).keys()) if rows else []
     for name, why in (missing or {}).items():
         rows[name] = {c: "missing" for c in columns} | ({"note": why} if why else {})
-    df = pd.DataFrame.from_dict(rows, orient="index")
+    order = sorted(rows, key=lambda name: FIG7_MODELS.index(name) if name in FIG7_MODELS else len(FIG7_MODELS))
+    df = pd.DataFrame.from_dict({name: rows[name] for name in order}, orient="index")
     df.index.name = "model"
     return df.fillna("")
 

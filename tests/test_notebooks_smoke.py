@@ -230,3 +230,49 @@ def test_90_report_runs_last_and_writes_report_claims_and_html(smoke_results):
     for name in config.NOTEBOOK_CONFIGS:  # every executed notebook of the profile, exported and linked
         assert f'<a href="{name}.html">' in index and (html / f"{name}.html").stat().st_size > 0, name
     assert '<a href="report.html">' in index and "data:image/png;base64" in (html / "report.html").read_text()
+
+
+def test_50_writes_scaling_curves_fig7_and_c8(smoke_results):
+    from scorelib.scaling import claim_c8
+
+    d = smoke_results / "50_inference_scaling" / "smoke"
+    for f in ("50_inference_scaling.ipynb", "tables/fig1_scaling.csv", "tables/fig1_scaling.md", "tables/gains.csv",
+              "tables/scaling_base.csv", "tables/scaling_score.csv", "tables/sampling_seconds.csv", "tables/claims.csv",
+              "tables/fig7_accuracy.md", "tables/fig7_changed.csv", "tables/fig7_pair_sft.csv",
+              "figures/fig1_inference_scaling.png", "figures/fig1_inference_scaling.pdf",
+              "figures/fig7_sequential_attempts.png", "figures/fig7_sequential_attempts.pdf"):
+        assert (d / f).exists(), f
+    m = _metrics(d)
+    assert m["budgets"] == [2, 4, 8] and m["seeds"] == [0] and m["n"] == 64 and m["protocol"] == REPORTING
+    assert set(m["scaling"]) == {"Base", "SCoRe"}
+    for name, rows in m["scaling"].items():
+        assert [r["budget"] for r in rows] == [2, 4, 8], name
+        for r in rows:
+            for k in ("parallel", "sequential", "diff"):
+                assert r[f"{k}_lo"] <= r[k] <= r[f"{k}_hi"], (name, r)
+            assert r["diff"] == pytest.approx(r["sequential"] - r["parallel"]) and r["n"] == 64
+    assert m["claims"]["C8"] == claim_c8(m["scaling"]) and m["claims"]["C8"]["budget"] == 8
+    assert set(m["sequential"]) == {"Base", "Pair-SFT", "SCoRe"} and m["missing"] == []
+    assert all([r["attempt"] for r in rows] == [1, 2, 3] for rows in m["sequential"].values())  # smoke: 3 attempts
+    fig1 = (d / "tables/fig1_scaling.csv").read_text()
+    assert "paper sequential (SCoRe, MATH500, approx.)" in fig1 and "SCoRe sequential − parallel" in fig1
+    assert [line.split(",")[0] for line in (d / "tables/fig7_accuracy.csv").read_text().splitlines()] == [
+        "model", "Base", "Pair-SFT", "SCoRe"]
+
+
+def test_50_marks_missing_pair_sft_and_needs_notebook_30(smoke_results):
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "run", "50", "--profile", "smoke", "-p", "sft_run", "nope",
+                           "-p", "run_name", "smoke_nosft", "-p", "budgets", "[2]", "-p", "n_seq_attempts", "2",
+                           "--results", str(smoke_results)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = smoke_results / "50_inference_scaling" / "smoke_nosft"
+    m = _metrics(d)
+    assert m["missing"] == ["Pair-SFT"] and set(m["sequential"]) == {"Base", "SCoRe"}
+    assert "python -m scorelib run 10_sft_baselines -p run_name nope" in m["notes"][-1]
+    fig7 = (d / "tables/fig7_accuracy.csv").read_text().splitlines()
+    assert fig7[2].startswith("Pair-SFT,missing,missing,") and "10_sft_baselines" in fig7[2]
+    proc = subprocess.run([sys.executable, "-m", "scorelib", "run", "50", "--profile", "smoke", "-p", "score_run",
+                           "nope", "-p", "run_name", "smoke_noscore", "--results", str(smoke_results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "run notebook 30_score_stage2 first" in proc.stderr, proc.stderr[-2000:]
+    assert not (smoke_results / "50_inference_scaling" / "smoke_noscore").exists()

@@ -262,8 +262,8 @@ def test_config_refuses_bad_parameters(bad, match):
 def test_fig7_table_marks_a_missing_model():
     correct = np.array([[1, 0], [1, 1]], dtype=bool)
     t = S.attempts_table([S.AttemptOutcomes(correct, [["1", "2"], ["3", "2"]], 0.0)], n_boot=50)
-    acc = S.fig7_table({"Base": t}, missing={"Pair-SFT": "no notebook-10 run"})
-    assert list(acc.index) == ["Base", "Pair-SFT"] and acc.loc["Base", "attempt 1"].startswith("100.0 [")
+    acc = S.fig7_table({"SCoRe": t, "Base": t}, missing={"Pair-SFT": "no notebook-10 run"})
+    assert list(acc.index) == ["Base", "Pair-SFT", "SCoRe"] and acc.loc["Base", "attempt 1"].startswith("100.0 [")
     assert acc.loc["Pair-SFT", "attempt 2"] == "missing" and acc.loc["Pair-SFT", "note"] == "no notebook-10 run"
     changed = S.fig7_table({"Base": t}, "changed")
     assert changed.loc["Base", "attempt 1"] == "" and changed.loc["Base", "attempt 2"] == "50.0"
