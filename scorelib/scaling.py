@@ -13,7 +13,7 @@ attempts and differ only in how they spend the rest (fresh samples or correction
 less noisy than two independent sets would (common random numbers).
 
 The vote (``vote_labels``, ``majority_vote``) groups answers the way the task's grader compares them: extracted with
-``task.extract`` and merged with ``grading.is_equiv`` (normalised strings, exact fractions, then mathematical
+``task.extract`` and merged with ``grading.is_equiv`` (``vote_rule``) (normalised strings, exact fractions, then mathematical
 equivalence), so that "1/2", "0.5" and "\\frac{1}{2}" vote together. Unparseable answers do not vote; a problem with
 no parseable answer is wrong. Ties go to the tied answer that appeared first in sample order. The winning answer is
 graded as the task's grader graded its first sample.
@@ -22,8 +22,9 @@ Fig. 7 (``attempt_outcomes``): greedy sequential attempts [x, y1, p, y2, p, y3, 
 the function notebook 01 uses), with each attempt's accuracy and the share of problems whose extracted answer changed
 from the attempt before.
 
-Departures: the code task (HumanEval) has no answer to vote on (its grader runs tests), so it is refused; parallel
-and sequential share their first B/2 attempts (above); the paper's vote and tie rules are not specified.
+Departures: the paper votes on MATH only; on the code task (HumanEval), whose grader runs tests and has no notion of
+equivalent programs, identical extracted programs vote together (``vote_rule``). Parallel and sequential share their
+first B/2 attempts (above); the paper's vote and tie rules are not specified.
 """
 from __future__ import annotations
 
@@ -45,24 +46,35 @@ PAIR_SFT_CHECKPOINT = "Pair-SFT_D_SFT"  # notebook 10's folder name (sft.checkpo
 
 # --------------------------------------------------------------------------- the majority vote
 
-def answer_equivalence(task_name: str) -> Callable[[str, str], bool]:
-    """The equivalence the task's grader applies to an extracted answer: ``grading.is_equiv`` for toy and MATH.
-    The code task grades by running tests and has no answer to compare, so it cannot vote."""
+def _same(a: str, b: str) -> bool:
+    return a == b
+
+
+def _identity(a: str) -> str:
+    return a
+
+
+def vote_rule(task_name: str) -> tuple[Callable[[str], str], Callable[[str, str], bool]]:
+    """(form, equivalent) for ``vote_labels``: how the task's grader compares answers. Toy and MATH: the grader's
+    normalised form and ``grading.is_equiv``. Code: the grader runs tests and has no notion of equivalent programs,
+    so only identical extracted programs vote together (a departure: the paper votes on MATH only)."""
     if task_name in ("toy", "math"):
-        return grading.is_equiv
-    raise ValueError(f"majority voting needs answers the grader can compare; task {task_name!r} grades by running "
-                     "tests (use task toy or math)")
+        return grading.normalize_answer, grading.is_equiv
+    if task_name == "humaneval":
+        return _identity, _same
+    raise ValueError(f"no vote rule for task {task_name!r}; valid: toy, math, humaneval")
 
 
 def _parsed(answer) -> bool:
     return isinstance(answer, str) and bool(answer.strip())
 
 
-def vote_labels(answers: Sequence[str | None], equivalent: Callable[[str, str], bool] = grading.is_equiv
-                ) -> list[int | None]:
+def vote_labels(answers: Sequence[str | None], equivalent: Callable[[str, str], bool] = grading.is_equiv,
+                form: Callable[[str], str] = grading.normalize_answer) -> list[int | None]:
     """One label per sample: the index of its answer group, groups numbered in order of first appearance; None for
     an unparseable answer (None or blank). A sample joins the first earlier group whose first answer it is
-    equivalent to (answers with the same normalised form join without a call to ``equivalent``).
+    equivalent to; answers with the same ``form`` (a canonical string that ``equivalent`` agrees with) join without
+    a call to ``equivalent``.
 
     A sample's label depends only on the samples before it, so the labels of a prefix are the prefix of the labels:
     the votes of every smaller budget come from one labelling.
@@ -76,14 +88,14 @@ def vote_labels(answers: Sequence[str | None], equivalent: Callable[[str, str], 
         if not _parsed(a):
             labels.append(None)
             continue
-        form = grading.normalize_answer(a)
-        label = by_form.get(form)
+        key = form(a)
+        label = by_form.get(key)
         if label is None:
             label = next((g for g, r in enumerate(reps) if equivalent(a, r)), None)
             if label is None:
                 label = len(reps)
                 reps.append(a)
-            by_form[form] = label
+            by_form[key] = label
         labels.append(label)
     return labels
 
@@ -110,10 +122,11 @@ def majority_vote(labels: Sequence[int | None]) -> int | None:
 
 
 def voted_correct(answers: Sequence[Sequence[str | None]], correct: np.ndarray, sizes: Sequence[int],
-                  equivalent: Callable[[str, str], bool] = grading.is_equiv) -> np.ndarray:
+                  rule: tuple = (grading.normalize_answer, grading.is_equiv)) -> np.ndarray:
     """(len(sizes), N) booleans: whether the majority vote over the first ``size`` samples of each problem is right.
     answers[i][j] and correct[i, j] are sample j of problem i; the winning answer is graded as its first sample was
-    (``correct`` holds the task grader's verdicts); no parseable sample: wrong."""
+    (``correct`` holds the task grader's verdicts); no parseable sample: wrong. ``rule``: (form, equivalent),
+    ``vote_rule``."""
     correct = np.asarray(correct, dtype=bool)
     if correct.shape != (len(answers), max((len(a) for a in answers), default=0)):
         raise ValueError(f"correct has shape {correct.shape}, answers {len(answers)} x "
@@ -122,7 +135,7 @@ def voted_correct(answers: Sequence[Sequence[str | None]], correct: np.ndarray, 
         raise ValueError(f"vote sizes must be in [1, {correct.shape[1]}], got {list(sizes)}")
     out = np.zeros((len(sizes), len(answers)), dtype=bool)
     for i, row in enumerate(answers):
-        labels = vote_labels(row, equivalent)
+        labels = vote_labels(row, rule[1], rule[0])
         for b, n in enumerate(sizes):
             w = majority_vote(labels[:n])
             out[b, i] = w is not None and bool(correct[i, w])
@@ -206,17 +219,16 @@ def sample_budget(model, tokenizer, task, problems: list, max_budget: int, tempe
 
 
 def budget_votes(samples: BudgetSamples, budgets: Sequence[int],
-                 equivalent: Callable[[str, str], bool] = grading.is_equiv) -> dict:
+                 rule: tuple = (grading.normalize_answer, grading.is_equiv)) -> dict:
     """Per budget B, whether each problem's vote is right: parallel over its first B samples, sequential over the
-    corrections of the first B/2 chains. Returns dict(parallel=(len(budgets), N), sequential=(len(budgets), N),
+    corrections of the first B/2 chains (``rule``: ``vote_rule``). Returns dict(parallel=(len(budgets), N), sequential=(len(budgets), N),
     single=(N,) the share of a problem's 2K first attempts that are right: one sample's accuracy)."""
     budgets = check_budgets(budgets)
     if budgets[-1] > 2 * samples.k:
         raise ValueError(f"budget {budgets[-1]} needs {budgets[-1] // 2} chains; {samples.k} were sampled")
     answers, correct = samples.parallel()
-    return dict(parallel=voted_correct(answers, correct, budgets, equivalent),
-                sequential=voted_correct(samples.y2_answers, samples.y2_correct, [b // 2 for b in budgets],
-                                         equivalent),
+    return dict(parallel=voted_correct(answers, correct, budgets, rule),
+                sequential=voted_correct(samples.y2_answers, samples.y2_correct, [b // 2 for b in budgets], rule),
                 single=correct.mean(axis=1))
 
 

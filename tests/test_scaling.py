@@ -74,10 +74,17 @@ def test_voted_correct_checks_its_inputs():
         S.voted_correct([["1", "2"]], np.array([[True, False]]), [3])
 
 
-def test_code_tasks_cannot_vote():
-    assert S.answer_equivalence("toy") is S.answer_equivalence("math")
-    with pytest.raises(ValueError, match="running tests"):
-        S.answer_equivalence("humaneval")
+def test_vote_rules_follow_the_grader():
+    from scorelib import grading
+
+    assert S.vote_rule("toy") == S.vote_rule("math") == (grading.normalize_answer, grading.is_equiv)
+    form, same = S.vote_rule("humaneval")  # programs: only identical ones vote together (no normalising away spaces)
+    code = ["return a + b\n", "return a+b\n", "return a + b\n", "   "]
+    assert S.vote_labels(code, same, form) == [0, 1, 0, None]
+    assert S.vote_labels(["1/2", "0.5"], *reversed(S.vote_rule("math"))) == [0, 0]
+    assert S.vote_labels(["1/2", "0.5"], same, form) == [0, 1]
+    with pytest.raises(ValueError, match="no vote rule"):
+        S.vote_rule("chess")
 
 
 # --------------------------------------------------------------------------- budget accounting
@@ -251,7 +258,7 @@ def test_pair_sft_folder_name_is_notebook_10s():
 
 
 @pytest.mark.parametrize("bad,match", [(dict(budgets=[2, 3]), "even"), (dict(budgets=[4, 2]), "increasing"),
-                                       (dict(budgets=[]), "budgets"), (dict(task="humaneval"), "toy or math"),
+                                       (dict(budgets=[]), "budgets"),
                                        (dict(n_seq_problems=600), "n_seq_problems"),
                                        (dict(sample_temperature=0), "sample_temperature")])
 def test_config_refuses_bad_parameters(bad, match):
