@@ -226,7 +226,8 @@ def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
     cfg = C.make_config(C.Stage1Config, dict(seeds=[0], n_train=8, problems_per_step=2, k=2, steps=1,
                                              checkpoint_every=1, select_window=1, n_test=6, temperatures=[0.0],
                                              n_boot=10, max_new_tokens=4, batch_size=8, sweep=[{"lr": 0.0002}],
-                                             progress=False, device="cpu"))
+                                             n_select=4, progress=False, device="cpu"))
+    assert cfg.select == "val_greedy"  # the default: the variant's checkpoint selection is spied on too
     folder = save_model(base, tok, tmp_path / "saved", tiny=True)
     run = Run("20_stage1_vs_multiturn_rl", tmp_path / "run", 0.0)
     run.dir.mkdir()
@@ -235,9 +236,10 @@ def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
     assert [r["variant"] for r in rows] == ["base", "saved", "lr-0.0002"]
     assert rows[1]["checkpoint"] == "step_000001" and rows[0]["acc_t1"] == rows[1]["acc_t1"]  # the same weights
     # three rows; the saved copy has the base's weights, so its evaluation comes from the run's cache (as does the
-    # variant's when its one step left the weights unchanged): every evaluation that ran saw 6 validation problems
-    assert (run.dir / "cache" / "eval").is_dir() and 1 <= len(evaluated) <= 3
-    assert all(len(ps) == 6 for ps in evaluated)
+    # variant's when its one step left the weights unchanged): every evaluation that ran saw 6 validation problems,
+    # or the 4 that select the variant's checkpoint
+    assert (run.dir / "cache" / "eval").is_dir() and 1 <= len(evaluated)
+    assert all(len(ps) in (4, 6) for ps in evaluated) and any(len(ps) == 6 for ps in evaluated)
     assert all(p == q for ps in evaluated for p, q in zip(ps, task.val_problems(6)))
     assert all(toy.split_of(p.problem) == "val" for ps in evaluated for p in ps)
     assert trained and all(toy.split_of(p.problem) == "train" for p in trained)
