@@ -395,7 +395,7 @@ def score_models(cfg, score_dir: Path) -> tuple[dict[int, Path], list[str]]:
         raise ConfigError(f"notebook 30's run {Path(score_dir).name!r} differs from this run in {differs}")
     rounds = int(saved.get("rounds", 1))
     paths = {s: Path(score_dir) / "models" / f"seed{s}" / f"round{rounds}_stage2" for s in cfg.seeds}
-    missing = [s for s, p in paths.items() if not (p / "config.json").exists()]
+    missing = [s for s, p in paths.items() if not _is_model(p)]
     if missing:
         raise MissingInput(f"notebook 30's run {Path(score_dir).name!r} has no SCoRe model for seeds {missing}: make "
                            f"it with\n    python -m scorelib run 30_score_stage2 -p run_name {Path(score_dir).name} "
@@ -421,10 +421,15 @@ def pair_sft_models(cfg, sft_dir: Path) -> tuple[dict[int, Path], str]:
     if differs:
         return {}, f"notebook 10's run {Path(sft_dir).name!r} differs from this run in {differs}"
     paths = {s: Path(sft_dir) / "checkpoints" / f"seed{s}" / PAIR_SFT_CHECKPOINT for s in cfg.seeds}
-    missing = [s for s, p in paths.items() if not (p / "config.json").exists()]
+    missing = [s for s, p in paths.items() if not _is_model(p)]
     if missing:
         return {}, f"notebook 10's run {Path(sft_dir).name!r} has no Pair-SFT model for seeds {missing} ({cmd})"
     return paths, ""
+
+
+def _is_model(path: Path) -> bool:
+    """A saved model folder: full weights (config.json) or a LoRA adapter (adapter_config.json)."""
+    return any((Path(path) / f).exists() for f in ("config.json", "adapter_config.json"))
 
 
 def _results_flag(cfg) -> str:

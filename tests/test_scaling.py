@@ -249,6 +249,9 @@ def test_pair_sft_models_are_marked_missing_not_raised(tmp_path):
     assert paths == {} and "seeds [1]" in note
     paths, note = S.pair_sft_models(_cfg(tmp_path, seeds=[0]), d)
     assert paths == {0: d / "checkpoints/seed0/Pair-SFT_D_SFT"} and note == ""
+    (d / "checkpoints/seed1/Pair-SFT_D_SFT").mkdir(parents=True)  # a LoRA run saves an adapter
+    (d / "checkpoints/seed1/Pair-SFT_D_SFT/adapter_config.json").write_text("{}")
+    assert set(S.pair_sft_models(_cfg(tmp_path), d)[0]) == {0, 1}
 
 
 def test_pair_sft_folder_name_is_notebook_10s():
