@@ -402,47 +402,6 @@ class Stage2Config(RLCommon):
         _check_sweep(self, STAGE2_SWEEP_KEYS)
 
 
-# The report's run fields: the notebook (by number) whose run each names.
-REPORT_RUN_FIELDS = {"pretrain_run": "00", "eval_run": "01", "sft_run": "10", "stage1_run": "20", "score_run": "30",
-                     "ablations_run": "40", "scaling_run": "50"}
-
-
-@dataclass(frozen=True)
-class ReportConfig(Common):
-    """Notebook 90: every notebook's results beside the paper's, the claims checklist C1-C8, the environment. It
-    reads runs and computes nothing new: a missing run is shown as missing, with the command that makes it."""
-
-    eval_split: str = "test"  # the split the runs should be evaluated on (a run on another is flagged)
-    seeds: tuple = (0, 1, 2)  # the seeds the runs should use (a run with others is flagged)
-    pretrain_run: str = "default"  # notebook 00's run (the base model)
-    eval_run: str = "default"  # notebook 01's run (Table 2's base row, base Figs. 3, 6, 7; claim C1)
-    sft_run: str = "default"  # notebook 10's run (Table 1, Figs. 3 and 4; claims C2-C4)
-    stage1_run: str = "default"  # notebook 20's run (Fig. 5; claim C5)
-    score_run: str = "default"  # notebook 30's run (Table 2, Fig. 1 left; claim C6)
-    ablations_run: str = "default"  # notebook 40's run (Table 4, Fig. 8; claim C7)
-    scaling_run: str = "default"  # notebook 50's run (Fig. 1 right, Fig. 7; claim C8)
-
-    def run_names(self) -> dict[str, str]:
-        """Run field -> run name, for every notebook the report reads."""
-        return {f: getattr(self, f) for f in REPORT_RUN_FIELDS}
-
-    def upstream_runs(self) -> list[tuple[str, str]]:
-        """(notebook, run_name) of every run the report reads (present or not): the runner reruns the report when
-        one of them changed."""
-        from scorelib.claims import notebook_name
-
-        return [(notebook_name(nb, self.results_dir), getattr(self, f)) for f, nb in REPORT_RUN_FIELDS.items()]
-
-    def validate(self) -> None:
-        super().validate()
-        _check(self.eval_split in EVAL_SPLITS, f"eval_split must be one of {EVAL_SPLITS}, got {self.eval_split!r}")
-        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds)
-               and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds),
-               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
-        for name in REPORT_RUN_FIELDS:
-            _check_name(name, getattr(self, name))
-
-
 # Notebook 40's rows (scorelib/ablations.py says what each changes from SCoRe's recipe).
 ABLATION_ROWS = ("single_turn", "no_stage1", "no_shaping", "star", "gamma", "offline_y1")
 
@@ -521,6 +480,47 @@ class ScalingConfig(FromBase):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_seq_problems <= self.n_test, f"n_seq_problems must be <= n_test, got {self.n_seq_problems}")
         _check_eval_split(self)
+
+
+# The report's run fields: the notebook (by number) whose run each names.
+REPORT_RUN_FIELDS = {"pretrain_run": "00", "eval_run": "01", "sft_run": "10", "stage1_run": "20", "score_run": "30",
+                     "ablations_run": "40", "scaling_run": "50"}
+
+
+@dataclass(frozen=True)
+class ReportConfig(Common):
+    """Notebook 90: every notebook's results beside the paper's, the claims checklist C1-C8, the environment. It
+    reads runs and computes nothing new: a missing run is shown as missing, with the command that makes it."""
+
+    eval_split: str = "test"  # the split the runs should be evaluated on (a run on another is flagged)
+    seeds: tuple = (0, 1, 2)  # the seeds the runs should use (a run with others is flagged)
+    pretrain_run: str = "default"  # notebook 00's run (the base model)
+    eval_run: str = "default"  # notebook 01's run (Table 2's base row, base Figs. 3, 6, 7; claim C1)
+    sft_run: str = "default"  # notebook 10's run (Table 1, Figs. 3 and 4; claims C2-C4)
+    stage1_run: str = "default"  # notebook 20's run (Fig. 5; claim C5)
+    score_run: str = "default"  # notebook 30's run (Table 2, Fig. 1 left; claim C6)
+    ablations_run: str = "default"  # notebook 40's run (Table 4, Fig. 8; claim C7)
+    scaling_run: str = "default"  # notebook 50's run (Fig. 1 right, Fig. 7; claim C8)
+
+    def run_names(self) -> dict[str, str]:
+        """Run field -> run name, for every notebook the report reads."""
+        return {f: getattr(self, f) for f in REPORT_RUN_FIELDS}
+
+    def upstream_runs(self) -> list[tuple[str, str]]:
+        """(notebook, run_name) of every run the report reads (present or not): the runner reruns the report when
+        one of them changed."""
+        from scorelib.claims import notebook_name
+
+        return [(notebook_name(nb, self.results_dir), getattr(self, f)) for f, nb in REPORT_RUN_FIELDS.items()]
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.eval_split in EVAL_SPLITS, f"eval_split must be one of {EVAL_SPLITS}, got {self.eval_split!r}")
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds)
+               and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds),
+               f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+        for name in REPORT_RUN_FIELDS:
+            _check_name(name, getattr(self, name))
 
 
 NOTEBOOK_CONFIGS: dict[str, type] = {
