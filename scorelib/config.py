@@ -445,6 +445,29 @@ class AblationConfig(RLCommon):
 
 
 @dataclass(frozen=True)
+class ThreeTurnConfig(RLCommon):
+    """Notebook 45: SCoRe with three attempts (ICLR appendix A.1): Stage 1(a), Stage 1(b) and Stage 2 from the base,
+    each with notebook 30's recipe; Acc@t1/t2/t3 of the base and of each stage."""
+
+    seeds: tuple = (0,)  # one seed by default: three RL runs a seed (about 1.3 h on 2 cores); no claim rests on it
+    steps: int = 100  # RL steps of each stage (notebook 30's Stage II steps)
+    turn_budget: str = 'per_turn'  # as notebook 30: per_turn (each turn its own clip and Adam) or joint
+    beta_turn1: float = 0.01  # Stage 2's KL weight on turn-1 tokens (as notebook 30)
+    temperatures: tuple = (0.0,)  # evaluation temperatures (0 is greedy, as the paper's three-turn rows)
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.lr_warmup < self.steps, f"lr_warmup must be < steps, got {self.lr_warmup} for {self.steps} steps")
+        _check(self.beta_turn1 >= 0, f"beta_turn1 must be >= 0, got {self.beta_turn1}")
+        _check(self.gamma == 0, "gamma discounts turn 2 into turn 1, defined for two turns: notebook 45 needs "
+               f"gamma 0, got {self.gamma}")
+        _check(self.turn2_baseline == "group", "turn2_baseline is defined for two turns: with three each turn's "
+               f"advantage is RLOO of its own shaped reward, so notebook 45 needs 'group', got {self.turn2_baseline!r}")
+        _check(not self.sweep, "notebook 45 runs no sweep: leave sweep empty")
+
+
+@dataclass(frozen=True)
 class ScalingConfig(FromBase):
     """Notebook 50: inference-compute scaling (Fig. 1 right, claim C8) and sequential attempts (Fig. 7)."""
 
@@ -484,7 +507,7 @@ class ScalingConfig(FromBase):
 
 # The report's run fields: the notebook (by number) whose run each names.
 REPORT_RUN_FIELDS = {"pretrain_run": "00", "eval_run": "01", "sft_run": "10", "stage1_run": "20", "score_run": "30",
-                     "ablations_run": "40", "scaling_run": "50"}
+                     "ablations_run": "40", "three_turn_run": "45", "scaling_run": "50"}
 
 
 @dataclass(frozen=True)
@@ -500,6 +523,7 @@ class ReportConfig(Common):
     stage1_run: str = "default"  # notebook 20's run (Fig. 5; claim C5)
     score_run: str = "default"  # notebook 30's run (Table 2, Fig. 1 left; claim C6)
     ablations_run: str = "default"  # notebook 40's run (Table 4, Fig. 8; claim C7)
+    three_turn_run: str = "default"  # notebook 45's run (the three-turn extension, ICLR appendix A.1)
     scaling_run: str = "default"  # notebook 50's run (Fig. 1 right, Fig. 7; claim C8)
 
     def run_names(self) -> dict[str, str]:
@@ -530,6 +554,7 @@ NOTEBOOK_CONFIGS: dict[str, type] = {
     "20_stage1_vs_multiturn_rl": Stage1Config,
     "30_score_stage2": Stage2Config,
     "40_ablations": AblationConfig,
+    "45_three_turn": ThreeTurnConfig,
     "50_inference_scaling": ScalingConfig,
     "90_report": ReportConfig,  # reads every other notebook's runs: keep it last
 }

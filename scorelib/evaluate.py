@@ -102,6 +102,43 @@ def sequential_attempts(model, tokenizer, problems: list, protocol: Protocol, n_
     return M.sequential_accuracy(ro.correct)
 
 
+@dataclass
+class AttemptsEval:
+    """Per-problem outcomes of n sequential attempts (the three-turn extension) and their summary."""
+
+    problems: list
+    correct: np.ndarray  # (N, T) attempt t correct
+    answers: list  # [attempt][N] extracted answers
+    texts: list  # [attempt][N] the attempts' text
+    summary: dict  # metrics.summarize_attempts (percent, 95% CIs) and the different-answer rates
+
+    def transcripts_markdown(self, pattern: tuple, n: int = 2) -> str:
+        """Up to n problems whose attempts' correctness is ``pattern`` (e.g. (False, True, True)), as Markdown."""
+        idx = [i for i in range(len(self.problems)) if tuple(bool(x) for x in self.correct[i]) == tuple(pattern)][:n]
+        label = "".join("c" if x else "i" for x in pattern)
+        blocks = [f"**{label}** · {self.problems[i].problem} (answer {self.problems[i].answer})\n\n```\n"
+                  + "\n".join(f"y{t + 1}: {self.texts[t][i]}" for t in range(len(self.texts))) + "\n```\n"
+                  for i in idx]
+        return "\n".join(blocks)
+
+
+def evaluate_attempts(model, tokenizer, problems: list, protocol: Protocol, n_turns: int, temperature: float = 0.0,
+                      max_new_tokens: int = 160, batch_size: int = 512, n_boot: int = 1000, seed: int = 0,
+                      progress: bool = False, reward_fn=reward, extract_fn=extract_answer) -> AttemptsEval:
+    """n_turns sequential attempts [x, y1, p, y2, p, y3, ...] per problem (``sequential_rollouts``; greedy by
+    default) scored: Acc@t of each attempt, Δ between consecutive attempts with CIs (``metrics.summarize_attempts``)
+    and the rate of a different answer from the attempt before (``different_t1_t2``, ...)."""
+    ro = sequential_rollouts(model, tokenizer, problems, protocol, n_turns, temperature=temperature,
+                             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=progress,
+                             reward_fn=reward_fn)
+    answers = [[extract_fn(t) for t in texts] for texts in ro.texts]
+    summary = M.summarize_attempts([ro.correct], n_boot=n_boot, seed=seed)
+    for t in range(1, n_turns):
+        summary[f"different_t{t}_t{t + 1}"] = M.different_answer_rate(answers[t - 1], answers[t])
+    summary["temperature"] = temperature
+    return AttemptsEval(list(problems), ro.correct.copy(), answers, [list(x) for x in ro.texts], summary)
+
+
 def self_refine(model, tokenizer, problems: list, protocol: Protocol, critique: str, rewrite: str,
                 max_new_tokens: int = 160, batch_size: int = 512, n_boot: int = 1000, seed: int = 0,
                 progress: bool = False, reward_fn=reward, extract_fn=extract_answer) -> TwoTurnEval:

@@ -29,6 +29,7 @@ __all__ = [
     "two_turn_metrics",
     "bootstrap_ci",
     "summarize",
+    "summarize_attempts",
     "delta_difference",
     "edit_distance_ratio",
     "different_answer_rate",
@@ -208,6 +209,30 @@ def summarize_seeds(c1s: Sequence[Any], c2s: Sequence[Any], n_boot: int = 1000, 
         out[f"{key}_seed_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
     out["n"] = n  # problems; each counted once per seed in the estimates
     out["seeds"] = s_count
+    return out
+
+
+def summarize_attempts(corrects: Sequence[Any], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Metrics of T >= 2 sequential attempts, from one (N, T) correctness matrix per seed (the same N problems):
+    ``acc_t{t}`` for every attempt and, for each pair of consecutive attempts, ``delta_t{t}_t{t+1}``,
+    ``delta_i2c_t{t}_t{t+1}`` and ``delta_c2i_t{t}_t{t+1}`` (with T > 2 also ``delta_t1_t{T}``, last against first),
+    each with ``_lo``/``_hi`` bounds: ``summarize_seeds`` of each pair of attempts (a cluster bootstrap over problems
+    that resamples the same problems for every pair, so an attempt's CI is the same whichever pair gives it)."""
+    arrs = [np.asarray(c) for c in corrects]
+    if not arrs or any(a.ndim != 2 for a in arrs) or len({a.shape for a in arrs}) != 1 or arrs[0].shape[1] < 2:
+        raise ValueError("summarize_attempts needs one or more (N, T) matrices of the same shape with T >= 2, got "
+                         f"shapes {[a.shape for a in arrs]}")
+    n_att = arrs[0].shape[1]
+    pairs = [(t, t + 1) for t in range(n_att - 1)] + ([(0, n_att - 1)] if n_att > 2 else [])
+    out: dict[str, Any] = {}
+    for a, b in pairs:
+        s = summarize_seeds([x[:, a] for x in arrs], [x[:, b] for x in arrs], n_boot=n_boot, seed=seed, level=level)
+        tag = f"t{a + 1}_t{b + 1}"
+        for ours, theirs in ((f"acc_t{a + 1}", "acc_t1"), (f"acc_t{b + 1}", "acc_t2"), (f"delta_{tag}", "delta"),
+                             (f"delta_i2c_{tag}", "delta_i2c"), (f"delta_c2i_{tag}", "delta_c2i")):
+            for suffix in ("", "_lo", "_hi", "_seed_sd"):
+                out.setdefault(ours + suffix, s[theirs + suffix])
+        out["n"], out["seeds"] = s["n"], s["seeds"]
     return out
 
 

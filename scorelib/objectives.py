@@ -43,6 +43,18 @@ def shaped_turn2_reward(r1: torch.Tensor, r2: torch.Tensor, alpha: float) -> tor
     return r2 + alpha * (r2 - r1)
 
 
+def shaped_rewards(rewards: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(N, T) rewards of T attempts -> the rewards each turn is trained on: turn 1's r1, turn t >= 2's
+    r_t + alpha * (r_t - r_{t-1}), a bonus on each attempt's improvement over the one before (the three-turn
+    extension's Stage 2; with T = 2 column 2 is ``shaped_turn2_reward``)."""
+    r = torch.as_tensor(rewards, dtype=torch.float32)
+    if r.ndim != 2 or r.shape[1] < 1:
+        raise ValueError(f"rewards must be (N, T) with T >= 1 attempts, got shape {tuple(r.shape)}")
+    out = r.clone()
+    out[:, 1:] = r[:, 1:] + alpha * (r[:, 1:] - r[:, :-1])
+    return out
+
+
 def policy_loss(logp: torch.Tensor, ref_logp: torch.Tensor, masks: list[torch.Tensor], advantages: list[torch.Tensor],
                 betas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
     """REINFORCE + KL loss, one term per turn: -A_t * log pi on turn t's tokens, plus beta_t * KL there.

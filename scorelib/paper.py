@@ -63,3 +63,12 @@ EXTERNAL_NOTE = ("PAG's SCoRe baseline uses α = 1 (the paper: 10), PPO with a c
 # read off the plot (Fig. 1 right); the gains at budget 32 are quoted from the text.
 SCALING = {"budgets": (2, 4, 8, 16, 32), "parallel": (60, 64, 65, 67, 68), "sequential": (60, 64, 68, 70, 71)}
 SCALING_GAINS_AT_32 = {"parallel": 7.4, "sequential": 10.5}
+
+# Section 3.6: the three-turn extension (ICLR appendix A.1): Gemma-2 2B on MATH, greedy, Acc@t1/t2/t3 (%) after each
+# stage; one run each, no CIs published.
+THREE_TURN = {
+    "Base model": dict(acc_t1=16.8, acc_t2=16.8, acc_t3=17.0),
+    "Stage 1(a)": dict(acc_t1=17.6, acc_t2=20.0, acc_t3=19.8),
+    "Stage 1(b)": dict(acc_t1=16.6, acc_t2=18.4, acc_t3=23.2),
+    "Stage 2": dict(acc_t1=23.0, acc_t2=24.0, acc_t3=24.0),
+}

@@ -178,3 +178,25 @@ def sequential_attempts(tables: dict[str, pd.DataFrame],
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def three_turn_bars(ours: dict[str, dict], paper: dict[str, dict], title: str = "Three attempts: accuracy after "
+                    "each stage") -> plt.Figure:
+    """The three-turn extension: Acc@t1/t2/t3 per stage, ours (with 95% CI whiskers where the row has them) beside
+    the paper's, one panel each."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=False)
+    for ax, (name, rows) in zip(axes, (("ours", ours), ("paper (Gemma-2 2B, MATH)", paper))):
+        x = np.arange(len(rows))
+        for j, t in enumerate((1, 2, 3)):
+            key = f"acc_t{t}"
+            vals = np.array([r[key] for r in rows.values()], dtype=float)
+            lo = np.array([r.get(f"{key}_lo", np.nan) for r in rows.values()], dtype=float)
+            hi = np.array([r.get(f"{key}_hi", np.nan) for r in rows.values()], dtype=float)
+            err = None if np.isnan(lo).all() else np.vstack([vals - lo, hi - vals])
+            ax.bar(x + (j - 1) * 0.27, vals, 0.27, yerr=err, capsize=2, label=f"Accuracy@t{t}")
+        ax.set_xticks(x, list(rows), fontsize=8)
+        ax.set(ylabel="accuracy (%)", title=name)
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -21,6 +21,16 @@ The objectives (``objective()``; paper values alpha = 10, beta1 = 0.01, beta2 = 
 * ``stage2``: reward on both turns, beta1 on both, bonus alpha * (r2 - r1) added to the turn-2 reward.
 * ``single_turn``: one attempt, rewarded, beta1 (for the ablation table).
 
+Three attempts (the ICLR appendix's extension, notebook 45; ``n_turns = 3``, each turn t's tokens weighted by the
+RLOO advantage of its own reward, a KL weight per turn):
+
+* ``three_turn_stage1a``: Stage I of a three-turn rollout: reward on turn 2 only, beta2 on turn 1, beta1 on turns 2
+  and 3 (turn 3 gets no reward, only the default KL).
+* ``three_turn_stage1b``: reward on turn 3 only, beta2 on turns 1 and 2, beta1 on turn 3; run against a reference
+  that is the Stage 1(a) model (``score.train_stage``'s ``reference``), so the strong KL holds turns 1-2 near it.
+* ``three_turn_stage2``: every turn rewarded, beta1 on all; turn t >= 2's reward is r_t + alpha * (r_t - r_{t-1})
+  (``objectives.shaped_rewards``), turn 1's r_1.
+
 Checkpoints (``checkpoint_dir``): every ``checkpoint_every`` steps the trainable weights,
 the optimizer state and the log are written (atomically) to ``step_NNNNNN/``; a run
 started again with the same folder resumes from the last one and, since every step's
@@ -42,7 +52,7 @@ from scorelib import distributed
 from scorelib.grading import extract_answer
 from scorelib.grading import reward as grade_reward
 from scorelib.models import reference_mode
-from scorelib.objectives import policy_loss, rloo_advantages, shaped_turn2_reward, token_logprobs
+from scorelib.objectives import policy_loss, rloo_advantages, shaped_rewards, shaped_turn2_reward, token_logprobs
 from scorelib.prompts import Protocol
 from scorelib.rollout import cpu_token_budget, length_chunks, rollout
 
@@ -59,9 +69,11 @@ class RLSettings:
     n_turns: int = 2  # 1: single-turn RL
     reward_turn1: bool = False  # Stage I: False; multi-turn RL and Stage II: True
     reward_turn2: bool = True
-    alpha: float = 0.0  # Stage II reward shaping on turn 2
+    reward_turn3: bool = False  # three turns only (n_turns 3): turn 3 rewarded
+    alpha: float = 0.0  # Stage II reward shaping on turn 2 (and on turn 3 against turn 2, with three turns)
     beta_turn1: float = 0.1  # KL weight on turn-1 tokens (beta2 in Stage I, beta1 otherwise)
     beta_turn2: float = 0.01  # KL weight on turn-2 tokens (beta1)
+    beta_turn3: float = 0.01  # KL weight on turn-3 tokens (n_turns 3 only; beta1)
     gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2 (r2 unshaped; 0: each turn its own reward)
     turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (paper); others: see advantages()
     max_new_tokens: int = 160
@@ -78,7 +90,8 @@ class RLSettings:
     turn1_source: str = "online"
 
 
-OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn")
+OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn", "three_turn_stage1a", "three_turn_stage1b",
+              "three_turn_stage2")
 LR_SCHEDULES = ("constant", "cosine")
 TURN_BUDGETS = ("joint", "per_turn")
 TURN2_BASELINES = ("group", "first_attempt", "difference")
@@ -89,8 +102,20 @@ def check_settings(s: RLSettings) -> None:
     """ValueError for settings the trainer cannot run."""
     if s.k < 2:
         raise ValueError("RLOO needs k >= 2 samples per problem")
-    if s.n_turns not in (1, 2):  # advantages(), the KL weights and the log know one or two turns
-        raise ValueError(f"n_turns must be 1 or 2, got {s.n_turns}")
+    if s.n_turns not in (1, 2, 3):  # advantages(), the KL weights and the log know one, two or three turns
+        raise ValueError(f"n_turns must be 1, 2 or 3, got {s.n_turns}")
+    if s.reward_turn3 and s.n_turns != 3:
+        raise ValueError(f"reward_turn3 rewards a third attempt: it needs n_turns 3, got {s.n_turns}")
+    if s.n_turns == 3:  # what is defined for two turns only
+        if s.gamma != 0:
+            raise ValueError(f"gamma (discounting turn 2's reward into turn 1) is defined for two turns: with "
+                             f"n_turns 3 it must be 0, got {s.gamma}")
+        if s.turn2_baseline != "group":
+            raise ValueError(f"turn2_baseline {s.turn2_baseline!r} is defined for two turns: with n_turns 3 each "
+                             "turn's advantage is RLOO of its own shaped reward ('group')")
+        if s.turn1_source != "online":
+            raise ValueError("turn1_source 'pool' (notebook 40's fixed first attempts) is defined for two turns: "
+                             "with n_turns 3 it must be 'online'")
     if s.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
     if s.turn_budget not in TURN_BUDGETS:
@@ -161,6 +186,12 @@ def objective(name: str, alpha: float = 10.0, beta1: float = 0.01, beta2: float 
         "stage2": dict(reward_turn1=True, reward_turn2=True, alpha=alpha, beta_turn1=beta1, beta_turn2=beta1),
         "single_turn": dict(n_turns=1, reward_turn1=True, reward_turn2=False, alpha=0.0, beta_turn1=beta1,
                             beta_turn2=0.0),
+        "three_turn_stage1a": dict(n_turns=3, reward_turn1=False, reward_turn2=True, reward_turn3=False, alpha=0.0,
+                                   beta_turn1=beta2, beta_turn2=beta1, beta_turn3=beta1),
+        "three_turn_stage1b": dict(n_turns=3, reward_turn1=False, reward_turn2=False, reward_turn3=True, alpha=0.0,
+                                   beta_turn1=beta2, beta_turn2=beta2, beta_turn3=beta1),
+        "three_turn_stage2": dict(n_turns=3, reward_turn1=True, reward_turn2=True, reward_turn3=True, alpha=alpha,
+                                  beta_turn1=beta1, beta_turn2=beta1, beta_turn3=beta1),
     }
     if name not in presets:
         raise ValueError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
@@ -176,6 +207,8 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
     if s.n_turns == 1:
         a1 = rloo_advantages(r1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
         return [a1], dict(reward=float(r1.mean()), shaped_reward=float(r1.mean()))
+    if s.n_turns == 3:
+        return _advantages_three(r, s)
     r2 = shaped_turn2_reward(r1, r[:, 1], s.alpha)
     # Discounting adds the *unshaped* turn-2 reward: a shaped one would put a negative weight (1 - gamma*alpha)
     # on a right first attempt. Turn 1 gets no return at all where it is not rewarded (Stage I).
@@ -199,6 +232,20 @@ def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], 
     a2 = a2 if s.reward_turn2 else torch.zeros_like(r2)
     used = (r1 if s.reward_turn1 else 0.0) + (r[:, 1] if s.reward_turn2 else 0.0)
     return [a1, a2], dict(reward=float(torch.as_tensor(used).mean()), shaped_reward=float(r2.mean()))
+
+
+def _advantages_three(r: torch.Tensor, s: RLSettings) -> tuple[list[torch.Tensor], dict]:
+    """Three turns: each rewarded turn's RLOO advantage of its own shaped reward (turn 1: r1; turn t >= 2:
+    r_t + alpha * (r_t - r_{t-1}), ``objectives.shaped_rewards``), 0 for a turn not rewarded. Logs the unshaped
+    reward of the rewarded turns (summed; what checkpoint selection by training reward reads) and the shaped one."""
+    shaped = shaped_rewards(r, s.alpha)
+    rewarded = (s.reward_turn1, s.reward_turn2, s.reward_turn3)
+    adv = [rloo_advantages(shaped[:, t].reshape(-1, s.k)).reshape(-1) if rewarded[t] else torch.zeros(r.shape[0])
+           for t in range(3)]
+    used = sum((r[:, t] for t in range(3) if rewarded[t]), torch.zeros(r.shape[0]))
+    got = sum((shaped[:, t] for t in range(3) if rewarded[t]), torch.zeros(r.shape[0]))
+    return adv, dict(reward=float(used.mean()), shaped_reward=float(got.mean()),
+                     shaped_t2=float(shaped[:, 1].mean()), shaped_t3=float(shaped[:, 2].mean()))
 
 
 def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -566,6 +613,10 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
             a2 = [extract_fn(y) for y in ro.texts[1]]
             row.update(acc_t2=100 * float(c[:, 1].mean()),
                        different_answer=100 * float(np.mean([x != y for x, y in zip(a1, a2)])))
+        if s.n_turns >= 3:  # turn 3's accuracy and how often its answer differs from turn 2's
+            a3 = [extract_fn(y) for y in ro.texts[2]]
+            row.update(acc_t3=100 * float(c[:, 2].mean()),
+                       different_answer_t3=100 * float(np.mean([x != y for x, y in zip(a2, a3)])))
         log.append(row)
         last = step + 1 == s.steps
         if checkpoint_dir is not None and (last or (s.checkpoint_every and (step + 1) % s.checkpoint_every == 0)):
@@ -578,7 +629,7 @@ def _update_inputs(ro, s: RLSettings, opt, step: int):
     the rows of groups with signal and the rows to train on, and the step's learning rate (set in ``opt``)."""
     adv, rew = advantages(ro.rewards, s)
     masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
-    betas = [s.beta_turn1, s.beta_turn2][: s.n_turns]
+    betas = [s.beta_turn1, s.beta_turn2, s.beta_turn3][: s.n_turns]
     signal = signal_rows(adv, s.k)
     keep = signal if s.drop_flat_groups else torch.ones_like(signal)
     lr = lr_at(s, step)
@@ -629,4 +680,6 @@ def _distributed_step(policy, ref, opt, tokenizer, protocol: Protocol, batch: li
                sample_s=t1 - t0, train_s=time.perf_counter() - t1)
     if s.n_turns >= 2:
         row.update(acc_t2=100 * float(c[:, 1].mean()), different_answer=100 * float(np.mean([d for _, d in rows])))
+    if s.n_turns >= 3:
+        row.update(acc_t3=100 * float(c[:, 2].mean()))
     return row

@@ -21,7 +21,7 @@ import torch
 
 from scorelib import metrics as M
 from scorelib import rl
-from scorelib.evaluate import evaluate_two_turn
+from scorelib.evaluate import evaluate_attempts, evaluate_two_turn
 from scorelib.models import is_peft, load_model, save_model, trainable_copy
 from scorelib.results import cached, write_json
 
@@ -37,16 +37,17 @@ def settings(objective: str, cfg, steps: int | None = None) -> rl.RLSettings:
                      turn2_baseline=cfg.turn2_baseline, lr_warmup=min(cfg.lr_warmup, max(0, (steps or cfg.steps) - 1)),
                      lr_schedule=cfg.lr_schedule, drop_flat_groups=cfg.drop_flat_groups, turn_budget=cfg.turn_budget,
                      save_start=cfg.select == "val_greedy")
-    if objective == "stage2" and hasattr(cfg, "beta_turn1"):
+    if objective in ("stage2", "three_turn_stage2") and hasattr(cfg, "beta_turn1"):
         s = replace(s, beta_turn1=cfg.beta_turn1)
     return s
 
 
 def objective_reward(s: rl.RLSettings, summary: dict) -> float:
-    """The unshaped reward an objective trains for, read off an evaluation summary (percent): turn 1 and/or
-    turn 2 accuracy, as its settings reward them."""
+    """The unshaped reward an objective trains for, read off an evaluation summary (percent): turn 1, turn 2
+    and/or turn 3 accuracy, as its settings reward them."""
     return ((summary["acc_t1"] if s.reward_turn1 else 0.0)
-            + (summary.get("acc_t2", 0.0) if s.n_turns > 1 and s.reward_turn2 else 0.0))
+            + (summary.get("acc_t2", 0.0) if s.n_turns > 1 and s.reward_turn2 else 0.0)
+            + (summary.get("acc_t3", 0.0) if s.n_turns > 2 and s.reward_turn3 else 0.0))
 
 
 SWEEP_COLUMNS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c", "delta_c2i", "fix_own",
@@ -141,13 +142,16 @@ def selection_problems(task, cfg) -> list | None:
 def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, seed: int, run_dir: Path, name: str,
                 init_dir=None, lora=(0, 16.0, ("q_proj", "v_proj")), select_window: int = 10, tiny: bool = False,
                 device="auto", dtype="auto", progress: bool = False, select_problems: list | None = None,
-                batch_size: int = 512, y1_pool: dict | None = None):
+                batch_size: int = 512, y1_pool: dict | None = None, reference=None):
     """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the selected
     checkpoint loaded and saved as run_dir/models/<name>/. Selection: the best training reward (the paper's rule),
     or with ``select_problems`` (validation problems) the best greedy reward of the objective on them
     (``objective_reward``; the starting policy is a candidate when the run saved it, see ``settings``); each
     candidate's score is written to the checkpoint folder's selection.json. ``y1_pool``: fixed first attempts
-    (settings.turn1_source "pool"; rl.rl_train), part of the run's identity by their digest.
+    (settings.turn1_source "pool"; rl.rl_train), part of the run's identity by their digest. ``reference``: a
+    model to be the frozen KL reference instead of the base (the three-turn Stage 1(b): the Stage 1(a) model; also
+    with LoRA, as a separate copy), part of the run's identity by its weights' fingerprint. A three-turn objective
+    (settings.n_turns 3) is selected on three greedy attempts (``evaluate_attempts_all``).
     Returns (policy, log, selected checkpoint, its selection score)."""
     from scorelib.results import digest
 
@@ -156,6 +160,9 @@ def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, see
     run_info = dict(init=str(init_dir), lora=list(lora), base=str(getattr(base, "name_or_path", "")), task=task.name)
     if y1_pool is not None:
         run_info["y1_pool"] = digest(sorted((int(i), ys) for i, ys in y1_pool.items()))
+    if reference is not None:
+        ref = reference.eval().requires_grad_(False)
+        run_info["reference"] = model_fingerprint(ref)
     log = rl.rl_train(policy, ref, tokenizer, task.protocol, train, settings, seed=seed, progress=progress,
                       reward_fn=task.reward, extract_fn=task.extract, checkpoint_dir=ckpt_dir, run_info=run_info,
                       y1_pool=y1_pool)
@@ -163,6 +170,10 @@ def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, see
         best, best_reward = rl.best_checkpoint(ckpt_dir, window=select_window)
     else:
         def greedy_reward(model) -> float:
+            if settings.n_turns == 3:
+                e = evaluate_attempts_all(model, tokenizer, task, select_problems, 3, [0.0], settings.max_new_tokens,
+                                          batch_size, n_boot=10, seed=seed, cache_dir=Path(run_dir) / "cache")[0.0]
+                return objective_reward(settings, e.summary)
             e = evaluate_all(model, tokenizer, task, select_problems, [0.0], settings.max_new_tokens, batch_size,
                              n_boot=10, seed=seed, cache_dir=Path(run_dir) / "cache")[0.0]
             return objective_reward(settings, e.summary)
@@ -219,6 +230,40 @@ def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_token
                           hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
         out[t] = cached(Path(cache_dir) / "eval", "eval", [*parts, float(t), max_new_tokens, batch_size, n_boot, seed],
                         compute, read_from=[Path(d) / "eval" for d in read_from])
+    return out
+
+
+def evaluate_attempts_all(model, tokenizer, task, test: list, n_turns: int, temperatures, max_new_tokens: int,
+                          batch_size: int, n_boot: int, seed: int, progress: bool = False,
+                          cache_dir: str | Path | None = None) -> dict:
+    """temperature -> AttemptsEval: n_turns sequential attempts per held-out problem, each seeing the ones before
+    (``evaluate.evaluate_attempts``; the three-turn extension's Acc@t1/t2/t3), kept under cache_dir/eval/ by their
+    inputs as ``evaluate_all`` keeps its evaluations."""
+    out, parts = {}, None
+    for t in temperatures:
+        def compute(t=t):
+            return evaluate_attempts(model, tokenizer, test, task.protocol, n_turns, temperature=t,
+                                     max_new_tokens=max_new_tokens, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                                     progress=progress, reward_fn=task.reward, extract_fn=task.extract)
+
+        if cache_dir is None:
+            out[t] = compute()
+            continue
+        parts = parts or [model_fingerprint(model), task.name, repr(task.protocol),
+                          hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
+        out[t] = cached(Path(cache_dir) / "eval", f"attempts{n_turns}",
+                        [*parts, n_turns, float(t), max_new_tokens, batch_size, n_boot, seed], compute)
+    return out
+
+
+def pooled_attempts(evals_by_seed: list, temperature: float, n_boot: int, seed: int = 0) -> dict:
+    """One model's n-attempt metrics at one temperature, pooled over seeds (``metrics.summarize_attempts``: a
+    cluster bootstrap over problems), with the different-answer rates between consecutive attempts averaged over
+    seeds."""
+    es = [e[temperature] for e in evals_by_seed]
+    out = M.summarize_attempts([e.correct for e in es], n_boot=n_boot, seed=seed)
+    for key in (k for k in es[0].summary if k.startswith("different_")):
+        out[key] = float(np.mean([e.summary[key] for e in es]))
     return out
 
 

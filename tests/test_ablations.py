@@ -112,8 +112,8 @@ def test_new_trainer_option_defaults_to_online_and_is_checked():
         rl.check_settings(rl.RLSettings(turn1_source="offline"))
     with pytest.raises(ValueError, match="needs n_turns >= 2"):
         rl.check_settings(rl.objective("single_turn", turn1_source="pool"))
-    with pytest.raises(ValueError, match="n_turns must be 1 or 2, got 3"):  # turn 3 would go untrained
-        rl.check_settings(rl.RLSettings(n_turns=3))
+    with pytest.raises(ValueError, match="n_turns must be 1, 2 or 3, got 4"):  # three turns: tests/test_three_turn.py
+        rl.check_settings(rl.RLSettings(n_turns=4))
 
 
 def test_step_problems_are_the_trainers_draws():

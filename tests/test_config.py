@@ -222,7 +222,8 @@ def test_shipped_profiles_are_valid(path):
         params = C.profile_params(cls, profile, name)
         if profile.get("task", "toy") != "toy" and "train_path" not in profile and cls in (C.SFTConfig, C.Stage1Config,
                                                                                            C.Stage2Config,
-                                                                                           C.AblationConfig):
+                                                                                           C.AblationConfig,
+                                                                                           C.ThreeTurnConfig):
             # a real-task profile leaves the user's training file to them: the training notebooks say so
             with pytest.raises(ConfigError, match="train_path"):
                 make_config(cls, params)

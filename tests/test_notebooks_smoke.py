@@ -276,3 +276,38 @@ def test_50_marks_missing_pair_sft_and_needs_notebook_30(smoke_results):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "run notebook 30_score_stage2 first" in proc.stderr, proc.stderr[-2000:]
     assert not (smoke_results / "50_inference_scaling" / "smoke_noscore").exists()
+
+
+def test_45_writes_three_turn_table_figure_and_stages(smoke_results):
+    d = smoke_results / "45_three_turn" / "smoke"
+    stages = ("stage1a", "stage1b", "stage2")
+    for f in ("45_three_turn.ipynb", "tables/three_turn.csv", "tables/three_turn.md",
+              "tables/three_turn_transitions.md", "tables/stage_settings.csv", "tables/selected_checkpoints.csv",
+              "tables/training_curves.csv",
+              "figures/three_turn_accuracy.png", "figures/three_turn_accuracy.pdf", "transcripts.md",
+              *(f"history_seed0_{s}.jsonl" for s in stages), *(f"models/seed0/{s}/config.json" for s in stages),
+              *(f"checkpoints/seed0/{s}/selection.json" for s in stages)):
+        assert (d / f).exists(), f
+    m = _metrics(d)
+    assert list(m["rows"]) == ["Base model", "Stage 1(a)", "Stage 1(b)", "Stage 2"] and m["protocol"] == REPORTING
+    for name, r in m["rows"].items():
+        assert r["n"] == 64 and r["seeds"] == 1, name
+        for k in ("acc_t1", "acc_t2", "acc_t3", "delta_t1_t2", "delta_t2_t3", "delta_t1_t3"):
+            assert r[f"{k}_lo"] <= r[k] <= r[f"{k}_hi"], (name, k)
+        assert r["delta_t2_t3"] == pytest.approx(r["acc_t3"] - r["acc_t2"])
+        assert r["delta_t2_t3"] == pytest.approx(r["delta_i2c_t2_t3"] - r["delta_c2i_t2_t3"])
+    assert {k: (s["reward_turn1"], s["reward_turn2"], s["reward_turn3"]) for k, s in m["settings"].items()} == {
+        "Stage 1(a)": (False, True, False), "Stage 1(b)": (False, False, True), "Stage 2": (True, True, True)}
+    assert m["paper"]["Stage 1(b)"]["acc_t3"] == 23.2 and m["seeds"] == [0]
+    for s in stages:  # three turns trained and logged at every step (smoke: 3 steps a stage)
+        log = [json.loads(x) for x in (d / f"history_seed0_{s}.jsonl").read_text().splitlines()]
+        assert len(log) == 3 and {"acc_t3", "kl_t3", "different_answer_t3"} <= set(log[0]), s
+    runs = {s: json.loads(next((d / "checkpoints/seed0" / s).glob("step_*/state.json")).read_text())["run"]
+            for s in stages}
+    assert "reference" in runs["stage1b"] and "reference" not in runs["stage2"]  # 1(b) against the 1(a) model
+    assert runs["stage2"]["init"].endswith("models/seed0/stage1b")
+    table = (d / "tables/three_turn.csv").read_text()
+    assert "Stage 2 (paper, Gemma-2 2B)" in table and "Stage 1(b) (toy, greedy, 1 seed(s))" in table
+    report = (smoke_results / "90_report" / "smoke" / "report.md").read_text()
+    three = report.split("### Three-turn extension", 1)[1].split("\n### ", 1)[0]
+    assert "45_three_turn/smoke" in three and "three_turn.md" in three and "Stage 2 (paper, Gemma-2 2B)" in three
