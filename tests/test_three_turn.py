@@ -180,6 +180,40 @@ def test_a_three_turn_run_logs_every_turn(tiny):
     assert log[0]["kl_t3"] == pytest.approx(0.0, abs=1e-6) and log[-1]["kl_t3"] > 0  # turn 3 trained
 
 
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_three_turn_run_resumes_exactly(tiny, tmp_path):
+    """Three turns with the per-turn budget (three Adams in the checkpoint): killed in step 3, resumed from step 2's
+    checkpoint, it ends with the uninterrupted run's log and weights."""
+    tok, problems = tiny
+    s = rl.objective("three_turn_stage2", steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6,
+                     turn_budget="per_turn", checkpoint_every=2)
+    whole = fresh(tok)
+    log_whole = rl.rl_train(whole, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                            checkpoint_dir=tmp_path / "whole")
+    calls = {"n": 0}
+
+    def dies_in_step_3(response, gold):
+        calls["n"] += 1
+        if calls["n"] > 2 * 2 * 2 * 3:  # 2 steps x 2 problems x k=2 x 3 turns, then the process "dies"
+            raise Killed
+        return text_reward(response, gold)
+
+    with pytest.raises(Killed):
+        rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=dies_in_step_3,
+                    checkpoint_dir=tmp_path / "killed")
+    assert [c.name for c in rl.checkpoints(tmp_path / "killed")] == ["step_000002"]
+    resumed = fresh(tok)
+    log = rl.rl_train(resumed, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
+                      checkpoint_dir=tmp_path / "killed")
+    assert [(r["step"], r["reward"], r["acc_t3"]) for r in log] == [(r["step"], r["reward"], r["acc_t3"])
+                                                                    for r in log_whole]
+    for a, b in zip(resumed.parameters(), whole.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_stage1b_reference_is_the_given_model(tiny, tmp_path):
     """score.train_stage with ``reference``: a run started from model A with A as the reference has zero KL at its
     first step; with the base (another model) as the reference it does not. The reference's fingerprint is part of
