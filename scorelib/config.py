@@ -451,7 +451,7 @@ class ThreeTurnConfig(RLCommon):
 
     seeds: tuple = (0,)  # one seed by default: three RL runs a seed (about 1.3 h on 2 cores); no claim rests on it
     steps: int = 100  # RL steps of each stage (notebook 30's Stage II steps)
-    turn_budget: str = 'per_turn'  # as notebook 30: per_turn (each turn its own clip and Adam) or joint
+    turn_budget: str = 'per_turn'  # Stage 2's, as notebook 30 (per_turn or joint); Stages 1(a), 1(b): joint, as Stage I
     beta_turn1: float = 0.01  # Stage 2's KL weight on turn-1 tokens (as notebook 30)
     temperatures: tuple = (0.0,)  # evaluation temperatures (0 is greedy, as the paper's three-turn rows)
 

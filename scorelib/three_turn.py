@@ -13,10 +13,14 @@ The paper's description is one line per stage; how this suite reads it:
   model: turn 1 rewarded with r1, turn t >= 2 with r_t + alpha * (r_t - r_{t-1}), beta1 on every turn (turn 1:
   ``beta_turn1``, as notebook 30's Stage II), against the base, as the two-turn Stage II.
 
-Every stage otherwise takes notebook 30's recipe (steps, batch, k, lr, selection, turn budget).
+Every stage otherwise takes notebook 30's recipe (steps, batch, k, lr, selection), with the turn budget of its
+two-turn counterpart: Stages 1(a) and 1(b) one joint loss, as notebook 20's Stage I (with a budget per turn, a turn
+held only by its KL would get its own Adam, which divides out the β that makes the KL strong or weak), Stage 2 the
+config's ``turn_budget`` (notebook 30's ``per_turn``).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -36,8 +40,11 @@ SETTING_KEYS = ("n_turns", "reward_turn1", "reward_turn2", "reward_turn3", "alph
 
 
 def stage_settings(cfg) -> dict[str, rl.RLSettings]:
-    """Stage key -> its RL settings, from the notebook's config (``score.settings``: notebook 30's recipe)."""
+    """Stage key -> its RL settings, from the notebook's config (``score.settings``: notebook 30's recipe; Stages
+    1(a) and 1(b) with one joint loss, as notebook 20's Stage I)."""
     out = {key: score.settings(objective, cfg) for key, _, objective in STAGES}
+    for key in ("stage1a", "stage1b"):
+        out[key] = replace(out[key], turn_budget="joint")
     for s in out.values():
         rl.check_settings(s)
     return out

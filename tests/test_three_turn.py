@@ -277,9 +277,11 @@ def test_the_notebooks_stages_use_notebook_30s_recipe():
     ref = score.settings("stage2", config.Stage2Config())  # notebook 30's Stage II at its defaults
     turn_fields = {"n_turns", "reward_turn1", "reward_turn2", "reward_turn3", "alpha", "beta_turn1", "beta_turn2",
                    "beta_turn3"}
-    for s in stages.values():
+    for key, s in stages.items():
         differs = {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(ref, f.name)}
-        assert differs <= turn_fields, differs
+        # Stage 1(a)/(b) take Stage I's joint loss (notebook 20), Stage 2 notebook 30's per-turn budget
+        assert differs <= turn_fields | ({"turn_budget"} if key != "stage2" else set()), differs
+    assert [stages[k].turn_budget for k in ("stage1a", "stage1b", "stage2")] == ["joint", "joint", "per_turn"]
     assert stages["stage2"].beta_turn1 == 0.05 and stages["stage1a"].beta_turn1 == cfg.beta2
     assert config.ThreeTurnConfig().seeds == (0,) and config.ThreeTurnConfig().turn_budget == "per_turn"
 
