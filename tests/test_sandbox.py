@@ -40,7 +40,8 @@ from scorelib import sandbox
 from scorelib.sandbox import ENV_MARKER, ExecResult, run_many, run_python, sandbox_info
 
 INFO = sandbox_info()
-SANDBOX_MODULE = Path(sandbox.__file__).resolve()
+SANDBOX_MODULE = Path(sandbox.__file__).resolve()  # the package's __init__.py (it defines run_python)
+REPO = SANDBOX_MODULE.parents[2]  # scorelib/sandbox/__init__.py -> the checkout
 LOOP_TIMEOUT_S = 0.5  # for programs that never end
 TIMEOUT_SLACK_S = 1.5  # run_python must return within timeout_s + this (loaded machine)
 
@@ -142,6 +143,11 @@ def file_state(p: Path) -> tuple[str, int]:
     return hashlib.sha256(p.read_bytes()).hexdigest(), stat.S_IMODE(p.stat().st_mode)
 
 
+def package_state() -> dict[str, tuple[str, int]]:
+    """file_state of every module of the sandbox package (the launcher's source included)."""
+    return {p.name: file_state(p) for p in sorted(SANDBOX_MODULE.parent.glob("*.py"))}
+
+
 @pytest.fixture
 def ctx(tmp_path, monkeypatch):
     """Paths and secrets the hostile programs attack; checked afterwards."""
@@ -181,7 +187,7 @@ def ctx(tmp_path, monkeypatch):
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     listener.setblocking(False)
-    module_state = file_state(SANDBOX_MODULE)
+    module_state = package_state()
     c = {
         "tag": tag, "secret": secret, "sentinel": str(sentinel), "sentinel_dir": str(sentinel_dir),
         "tmp_sentinel": str(tmp_sentinel), "private_targets": [str(p) for p in private_targets],
@@ -189,7 +195,7 @@ def ctx(tmp_path, monkeypatch):
         "test_pid": os.getpid(), "module": str(SANDBOX_MODULE), "purelib": str(purelib),
         "tmp_dir": str(tmp_dir), "tmp_secret": str(tmp_secret), "home_parent": str(home_parent),
         "fake_home": str(fake_home), "home_token": str(home_token), "dotenv": str(dotenv),
-        "fake_project": str(fake_project), "repo": str(SANDBOX_MODULE.parents[1]),
+        "fake_project": str(fake_project), "repo": str(REPO),
     }
     try:
         yield c
@@ -215,7 +221,7 @@ def ctx(tmp_path, monkeypatch):
     assert sentinel.read_text() == "keep me", "a file in the test's tmp_path was changed"
     assert (sentinel_dir / "inner.txt").read_text() == "keep me too"
     assert tmp_sentinel_ok, "a root-owned file in /tmp was deleted or changed"
-    assert file_state(SANDBOX_MODULE) == module_state, "the sandbox module was modified"
+    assert package_state() == module_state, "the sandbox package was modified"
 
 
 def run_hostile(program: str, variant: dict, **kw) -> ExecResult:
@@ -883,7 +889,7 @@ def test_new_root_without_pivot_root(monkeypatch, ctx):
     """Where pivot_root is unknown (an architecture not in the table) or refused (an
     initramfs root), the new root is moved over / and chroot-ed into instead: the
     same view, the same verdicts."""
-    monkeypatch.setattr(sandbox, "_PIVOT_ROOT", {})
+    monkeypatch.setattr(sandbox.spec, "PIVOT_ROOT", {})
     use_config(monkeypatch, "no-landlock")
     r = run_python(ORDINARY, guard=False, timeout_s=10.0)
     assert r.passed and r.stdout == "ok\n", r.stderr
@@ -898,7 +904,7 @@ def test_sandbox_info_reports_hiding():
     if info["host_hidden"]:
         visible = info["visible_paths"]
         assert visible and not any(p == "/" or p.startswith(("/tmp", "/home", "/var", "/proc")) for p in visible)
-        assert str(SANDBOX_MODULE.parents[1]) not in visible
+        assert str(REPO) not in visible
     else:
         assert any("not hidden" in n for n in info["notes"])
 
@@ -931,7 +937,7 @@ def test_unprivileged_caller_fallback(tmp_path):
     import json
     import subprocess
 
-    repo = str(SANDBOX_MODULE.parents[1])
+    repo = str(REPO)
     if not all(os.stat(p).st_mode & stat.S_IXOTH for p in Path(repo).parents) or not os.access("/usr/bin/python3", os.X_OK):
         pytest.skip("the repository is not reachable by nobody")
     victim = Path(tempfile.gettempdir()) / f"scorelib-victim-{secrets.token_hex(4)}"
