@@ -182,16 +182,24 @@ def _wait_for_run(page, base: str, token: str, shot: Path) -> list[dict]:
         page.wait_for_timeout(500)
 
 
+def _no_browser(why: str):
+    """Skip on a person's machine without a browser; fail in CI, whose .ci/run installs Debian's chromium (a CI log
+    that shows this test skipped would hide that the suite was never tried interactively)."""
+    if os.environ.get("CI") == "true" and BROWSER_ENV not in os.environ:
+        pytest.fail(f"CI=true but {why}: .ci/run should have installed it ({INSTALL})")
+    pytest.skip(f"{why}: {INSTALL}")
+
+
 def test_notebook_01_runs_in_jupyterlab(tmp_path):
     chromium = find_chromium()
     if chromium is None:
         where = f"${BROWSER_ENV}={os.environ[BROWSER_ENV]!r} is not an executable" if BROWSER_ENV in os.environ \
             else "no chromium, chromium-browser or google-chrome on PATH"
-        pytest.skip(f"no browser ({where}): {INSTALL}")
+        _no_browser(f"no browser ({where})")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip(f"the playwright Python package is not installed: {INSTALL}")
+        _no_browser("the playwright Python package is not installed")
 
     results, root, home = tmp_path / "results", tmp_path / "lab", tmp_path / "jupyter"
     root.mkdir()
