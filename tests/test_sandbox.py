@@ -121,8 +121,15 @@ if INFO["drop_privileges"] and INFO["namespaces"]:
 if INFO["drop_privileges"] and INFO["namespaces"] and INFO["landlock_abi"]:
     VARIANTS.append(pytest.param(("no-landlock", False), id="namespaces-no-landlock"))
     VARIANTS.append(pytest.param(("bare", False), id="no-namespaces-no-landlock"))
-CONFIGS = {"no-namespaces": {"namespaces": False}, "no-landlock": {"landlock": 0},
-           "bare": {"namespaces": False, "landlock": 0}}
+# Who makes the namespaces and the new root: the launcher itself ("native"), or bubblewrap
+# where it is installed (the default there). Both run every attack where namespaces work.
+BWRAP = shutil.which("bwrap") or ""
+if INFO["namespaces"]:
+    VARIANTS.append(pytest.param(("native", False), id="native-backend"))
+    VARIANTS.append(pytest.param(("bwrap", False), id="bwrap-backend", marks=pytest.mark.skipif(
+        not BWRAP, reason="bubblewrap is not installed (apt-get install bubblewrap): bwrap backend not tested")))
+CONFIGS = {"no-namespaces": {"namespaces": False}, "no-landlock": {"landlock": 0, "bwrap": ""},
+           "bare": {"namespaces": False, "landlock": 0}, "native": {"bwrap": ""}, "bwrap": {"bwrap": BWRAP}}
 
 
 def use_config(monkeypatch, name: str) -> None:
@@ -981,3 +988,27 @@ def test_without_namespaces_world_writable_leftovers_are_removed(monkeypatch, ct
     r = run_python(p_write_shared(ctx), guard=False)
     assert r.passed, r.stderr  # without the read-only mounts and Landlock the write succeeds ...
     assert not any(os.path.exists(p) for p in ctx["shared_targets"])  # ... but is cleaned up
+
+
+def test_backend_choice_follows_the_environment(monkeypatch, tmp_path):
+    """SCORELIB_SANDBOX_BACKEND: auto (bwrap where on PATH, then native), native, bwrap
+    (an error where bwrap is missing), anything else an error naming the choices."""
+    from scorelib.sandbox.detect import bwrap_choices
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("SCORELIB_SANDBOX_BACKEND", raising=False)
+    assert bwrap_choices() == [str(fake), ""]
+    monkeypatch.setenv("SCORELIB_SANDBOX_BACKEND", "native")
+    assert bwrap_choices() == [""]
+    monkeypatch.setenv("SCORELIB_SANDBOX_BACKEND", "bwrap")
+    assert bwrap_choices() == [str(fake)]
+    fake.unlink()
+    with pytest.raises(RuntimeError, match="not on PATH"):
+        bwrap_choices()
+    monkeypatch.setenv("SCORELIB_SANDBOX_BACKEND", "auto")
+    assert bwrap_choices() == [""]
+    monkeypatch.setenv("SCORELIB_SANDBOX_BACKEND", "docker")
+    with pytest.raises(ValueError, match="auto, bwrap or native"):
+        bwrap_choices()

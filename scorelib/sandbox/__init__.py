@@ -93,6 +93,12 @@ Where the code is (each module reads top to bottom):
   They are real modules, but the parent passes their source with ``-c`` (see :mod:`.spec`):
   inside the new root the project checkout does not exist.
 
+Backends. Where bubblewrap (``bwrap``, the Debian package ``bubblewrap``) is on PATH, it
+makes the namespaces and the new root (4) from the same list of visible paths, and the
+launcher runs inside it as the namespace's init; elsewhere the launcher makes them
+itself. Every other layer is the same code in both. ``SCORELIB_SANDBOX_BACKEND=native``
+or ``=bwrap`` forces one; :func:`sandbox_info` reports it as ``backend``.
+
 Where a layer is impossible (not root; no interpreter the sandbox uid can run;
 namespaces or cgroups refused by the kernel), the sandbox runs with the remaining ones
 and says so in :func:`sandbox_info` (plus a RuntimeWarning when it runs programs as
@@ -151,6 +157,7 @@ def sandbox_info() -> dict:
         "drop_privileges": cfg.drop,
         "uid_range": (SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_COUNT - 1) if cfg.drop else None,
         "namespaces": cfg.namespaces,  # PID ns, a new read-only root, private tmpfs workdir, no network
+        "backend": ("bwrap" if cfg.bwrap else "native") if cfg.namespaces else None,  # who makes them
         "landlock_abi": cfg.landlock or None,
         "host_hidden": hidden,  # host files outside the visible paths cannot be read
         "filesystem": filesystem,

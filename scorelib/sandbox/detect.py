@@ -40,6 +40,7 @@ class Config:
     notes: tuple[str, ...] = field(default=())
     landlock: int = 0  # Landlock ABI version that confines the program's file access (0: none)
     visible: tuple[tuple[str, str, str], ...] = ()  # (kind, path, symlink target): what the program may read
+    bwrap: str = ""  # with namespaces: bubblewrap (this path) makes them and the new root ("": the launcher)
 
     @property
     def host_hidden(self) -> bool:
@@ -114,7 +115,22 @@ def _root_candidates(base, launcher, cands, lls, cgroups):
                 continue  # (the new root would make a private home traversable: keep to what the host allows)
             visible = visible_paths(exe)
             for ll in lls:
-                yield Config(exe, launcher, drop, ns, cgroups, base, (), ll, visible)
+                for bwrap in bwrap_choices() if ns else [""]:
+                    yield Config(exe, launcher, drop, ns, cgroups, base, (), ll, visible, bwrap)
+
+
+def bwrap_choices() -> list[str]:
+    """Who makes the namespaces and the new root, best first: bubblewrap where it is on
+    PATH, then the launcher itself (""). SCORELIB_SANDBOX_BACKEND=bwrap or =native forces one."""
+    choice = os.environ.get("SCORELIB_SANDBOX_BACKEND", "auto")
+    if choice not in ("auto", "bwrap", "native"):
+        raise ValueError(f"SCORELIB_SANDBOX_BACKEND={choice!r}: expected auto, bwrap or native")
+    bwrap = shutil.which("bwrap") or ""
+    if choice == "bwrap" and not bwrap:
+        raise RuntimeError("SCORELIB_SANDBOX_BACKEND=bwrap, but bwrap is not on PATH (apt-get install bubblewrap)")
+    if choice == "native" or not bwrap:
+        return [""]
+    return [bwrap] if choice == "bwrap" else [bwrap, ""]
 
 
 def _root_notes(cfg: Config) -> list[str]:

@@ -17,7 +17,9 @@ What it does, in order:
    which builds the new root (:func:`make_new_root`) and forks the program's process;
    the init reaps orphans and, when the program's process ends, writes
    ``"S<exit code>"`` to the status pipe and exits (the kernel then kills whatever
-   is left in the namespace);
+   is left in the namespace). With the bubblewrap backend, the launcher instead execs
+   ``bwrap``, which makes the namespaces and the new root and runs this launcher again
+   inside, as the namespace's init (:func:`become_init`);
 3. in the program's process: chdir to the workdir, ``oom_score_adj`` 1000, a Landlock
    ruleset (:func:`landlock_ruleset`), the rlimits, the privilege drop,
    ``PR_SET_NO_NEW_PRIVS``, ``landlock_restrict_self``, then exec the interpreter
@@ -35,15 +37,20 @@ def main():
     spec = eval(sys.argv[1], {"__builtins__": {}})  # a repr() of plain data, written by the parent
     sfd = spec["status_fd"]
     try:
-        os.set_inheritable(sfd, False)
         libc = load_libc()
         import resource  # now: after the switch of root, the launcher's own library may be gone
         for path in spec["cgroups"]:
             with open(path, "w") as f:
                 f.write(str(os.getpid()))
         pdeathsig(libc)
+        if spec.get("bwrap"):  # bwrap makes the namespaces and the new root, then runs this launcher again
+            os.umask(0o022)  # the uid must traverse the directories bwrap makes (become_init restores 077)
+            os.execv(spec["bwrap"][0], spec["bwrap"])  # (the status and program fds stay open across)
+        os.set_inheritable(sfd, False)
         if spec["ns"]:
             enter_namespaces(libc, spec)  # returns in the program's process only
+        elif spec.get("init"):
+            become_init(libc, spec)  # inside bwrap: returns in the program's process only
         exec_program(libc, resource, spec)
     except BaseException as e:
         try:
@@ -108,6 +115,22 @@ def enter_namespaces(libc, spec):
         os._exit(0)
     pdeathsig(libc)
     make_new_root(libc, spec)
+    child = os.fork()
+    if child:
+        run_init(child, spec)
+
+
+def become_init(libc, spec):
+    """Inside bwrap (PID 1 of its namespace, root in a new root that bwrap made read-only):
+    a /proc that shows each uid only its own processes, the workdir's owner; then fork."""
+    if libc is None:
+        raise OSError("no libc for mount")
+    if libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, b"hidepid=2") != 0:
+        check(libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None), "mount /proc")
+    if spec["uid"] is not None:
+        os.chown(spec["workdir"], spec["uid"], spec["uid"])
+    os.umask(0o077)
+    os.environ.pop("PWD", None)  # bwrap sets it; the program's environment is the parent's, nothing more
     child = os.fork()
     if child:
         run_init(child, spec)

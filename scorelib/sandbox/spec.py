@@ -72,7 +72,7 @@ def environment(workdir: str, run_id: str) -> dict[str, str]:
 def launch_spec(cfg, limits: Limits, *, uid: int | None, workdir: str, progfd: int, status_w: int,
                 cgroups: list[str], guard: bool) -> dict:
     """The launcher's argv[1] (plain data; see :mod:`.launcher`)."""
-    return {
+    spec = {
         # without a uid of its own the program could delete the caller's files: guard those too
         "python": cfg.python, "program_fd": progfd,
         "bootstrap": bootstrap_source(progfd, (True if cfg.drop else "files") if guard else False),
@@ -83,6 +83,37 @@ def launch_spec(cfg, limits: Limits, *, uid: int | None, workdir: str, progfd: i
         "pivot_nr": PIVOT_ROOT.get(os.uname().machine, 0),
         "landlock": _landlock_spec(cfg) if cfg.landlock else None,
     }
+    if cfg.namespaces and cfg.bwrap:
+        inner = dict(spec, ns=False, init=True, cgroups=[], binds=[])
+        return {**spec, "ns": False, "binds": [],
+                "bwrap": bwrap_command(cfg, workdir, limits.disk_bytes) + launcher_command(cfg.python, inner)}
+    return spec
+
+
+def bwrap_command(cfg, workdir: str, disk_bytes: int) -> list[str]:
+    """bubblewrap's part of the command line: the namespaces (mount, PID, net, IPC) and the
+    new root of :mod:`.visible` (read-only), a size-limited tmpfs workdir; the launcher it
+    runs inside (as PID 1) mounts /proc with hidepid and forks the program's process."""
+    cmd = [cfg.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--die-with-parent", "--as-pid-1"]
+    # every directory on the way, made 0755 first (bwrap 0.8 makes missing parents with the
+    # mode of the next --perms, or 0700): the uid must traverse them
+    paths = [path for _, path, _ in cfg.visible] + [workdir]
+    parents = {d for path in paths for d in _ancestors(path)}
+    for d in sorted(parents, key=lambda d: (d.count("/"), d)):
+        cmd += ["--perms", "0755", "--dir", d]
+    for kind, path, target in cfg.visible:
+        if kind == "symlink":
+            cmd += ["--symlink", target, path]
+        else:
+            cmd += ["--dev-bind" if kind == "dev" else "--ro-bind", path, path]
+    cmd += ["--dir", "/proc", "--size", str(disk_bytes), "--perms", "0700", "--tmpfs", workdir]
+    return cmd + ["--remount-ro", "/", "--chdir", workdir, "--"]
+
+
+def _ancestors(path: str) -> list[str]:
+    """"/a/b/c" -> ["/a", "/a/b"]."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _landlock_spec(cfg) -> dict:
