@@ -274,3 +274,170 @@ def test_table2_rows_leave_out_runs_of_another_split(tmp_path):
     rows, missing, notes = score.table2_rows(val_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
     assert list(rows) == ["SCoRe"] and {"Base model", "STaR w/ D+_STaR"} <= set(missing)
     assert "another split" in notes[0] and "differs in ['eval_split']" in notes[1]
+
+
+# ---------------------------------------------------------------- notebook 30's steps (scorelib.stage2)
+def _setup(tmp_path, **overrides):
+    """A stage2.Setup over hand-made parts: no model is loaded, the run folder is tmp_path/30."""
+    from types import SimpleNamespace
+
+    from scorelib import stage2
+    from scorelib.results import Run
+
+    cfg = dataclasses.replace(config.Stage2Config(), **overrides)
+    task = SimpleNamespace(train_problems=lambda n, seed: [f"train{seed}"], describe="toy")
+    (tmp_path / "30").mkdir(parents=True)
+    return stage2.Setup(cfg, Run("30_score_stage2", tmp_path / "30", 0.0), task, "base", "tok", "model-ref",
+                        tmp_path / "20", ["p0"], None)
+
+
+def _fake_train_stage(calls: list):
+    def train_stage(base, tokenizer, task, train, settings, seed, run_dir, name, init_dir=None, **kw):
+        calls.append((name, init_dir, seed, settings.steps, settings.reward_turn1, settings.alpha, train))
+        return f"policy {name}", [dict(step=1, sample_s=1.0, train_s=2.0)], run_dir / "checkpoints" / name, 0.5
+    return train_stage
+
+
+@pytest.mark.parametrize("stage1_steps", [5, 0])
+def test_stage2_rounds_interleave_stage1_and_chain_their_models(tmp_path, monkeypatch, stage1_steps):
+    from scorelib import stage2
+
+    calls = []
+    monkeypatch.setattr(score, "train_stage", _fake_train_stage(calls))
+    su = _setup(tmp_path, rounds=2, steps=7, stage1_steps=stage1_steps)
+    policy, log, best, reward = stage2.train_seed(su, 3)
+    run, start = tmp_path / "30", tmp_path / "20" / "models" / "seed3" / "stage1"
+    train = ["train3"]
+    want = [("seed3/round1_stage2", start, 30, 7, True, 10.0, train)]
+    if stage1_steps:  # round 2: Stage I from round 1's Stage II model, then Stage II from that
+        want += [("seed3/round2_stage1", run / "models/seed3/round1_stage2", 31, 5, False, 0.0, train),
+                 ("seed3/round2_stage2", run / "models/seed3/round2_stage1", 31, 7, True, 10.0, train)]
+    else:  # no Stage I steps: round 2's Stage II continues round 1's
+        want += [("seed3/round2_stage2", run / "models/seed3/round1_stage2", 31, 7, True, 10.0, train)]
+    assert calls == want
+    assert (policy, best, reward) == ("policy seed3/round2_stage2", run / "checkpoints/seed3/round2_stage2", 0.5)
+    histories = sorted(p.name for p in run.glob("history_*.jsonl"))
+    assert histories == sorted(f"history_{c[0].replace('/', '_')}.jsonl" for c in want)
+
+
+def test_stage2_run_seed_evaluates_the_selected_model(tmp_path, monkeypatch):
+    from scorelib import stage2
+
+    monkeypatch.setattr(score, "train_stage", _fake_train_stage([]))
+    seen = {}
+    monkeypatch.setattr(score, "evaluate_all", lambda model, *a, **kw: seen.update(model=model, **kw) or {0.0: "e"})
+    r = stage2.run_seed(_setup(tmp_path, temperatures=(0.0, 1.0)), 2)
+    assert (r.seed, r.evals, r.log) == (2, {0.0: "e"}, [dict(step=1, sample_s=1.0, train_s=2.0)])
+    assert r.selected == dict(seed=2, checkpoint="round1_stage2", training_reward=0.5, sample_s=1.0, train_s=2.0)
+    assert seen["model"] == "policy seed2/round1_stage2" and seen["seed"] == 2
+    assert seen["temperatures"] == (0.0, 1.0) and seen["cache_dir"] == tmp_path / "30" / "cache"
+
+
+def test_stage2_setup_refuses_a_missing_stage1_seed_before_making_the_run(tmp_path):
+    from scorelib import stage2
+
+    d = tmp_path / "20_stage1_vs_multiturn_rl" / "r"
+    _write_run(d, dict(task="toy", model="m", base_run="default", lora_rank=0))
+    (d / "models" / "seed0" / "stage1").mkdir(parents=True)
+    cfg = config.make_config(config.Stage2Config, dict(results_dir=str(tmp_path), stage1_run="r", model="m",
+                                                       seeds=[0, 5]))
+    with pytest.raises(config.ConfigError, match=r"no Stage I model for seeds \[5\]"):
+        stage2.setup(cfg)
+    assert not (tmp_path / "30_score_stage2").exists()
+
+
+def _seed_run(seed, c1, c2, different=50.0, temperatures=(0.0,)):
+    from types import SimpleNamespace
+
+    from scorelib import stage2
+
+    e = SimpleNamespace(c1=np.array(c1, bool), c2=np.array(c2, bool), summary=dict(different_answer=different))
+    return stage2.SeedRun(seed, [dict(step=1, acc_t1=10.0, acc_t2=20.0, different_answer=30.0, shaped_reward=1.0)],
+                          {t: e for t in temperatures},
+                          dict(seed=seed, checkpoint="step_000002", training_reward=0.12345, sample_s=1.0, train_s=2.0))
+
+
+def test_stage2_score_at_other_temperatures_writes_one_table_each(tmp_path):
+    from scorelib import stage2
+
+    su = _setup(tmp_path, temperatures=(0.0, 1.0, 0.7), n_boot=10)
+    runs = [_seed_run(0, [1, 0, 0, 0], [1, 1, 0, 0], temperatures=(0.0, 1.0, 0.7))]
+    out = stage2.score_at_other_temperatures(su, runs)
+    assert list(out) == ["SCoRe at T=1", "SCoRe at T=0.7"]  # the first temperature is Table 2's
+    assert sorted(p.name for p in (tmp_path / "30" / "tables").glob("*.csv")) == ["score_T0.7.csv", "score_T1.csv"]
+    assert out["SCoRe at T=1"].loc["SCoRe", "Accuracy@t1"].startswith("25.0")  # 1 of 4 right, then 2 of 4
+    assert out["SCoRe at T=1"].loc["SCoRe", "Accuracy@t2"].startswith("50.0")
+
+
+def test_stage2_tables_of_the_seeds(tmp_path):
+    from scorelib import stage2
+
+    runs = [_seed_run(0, [1], [1]), _seed_run(1, [0], [1])]
+    sel = stage2.selected_table(runs)
+    assert sel.index.tolist() == [0, 1] and sel.loc[1, "training_reward"] == 0.123
+    curve = stage2.curves(runs, rounds=2)
+    assert list(curve.columns) == [("Stage II (round 2)", k) for k in stage2.CURVE_KEYS]
+    assert curve.loc[1].tolist() == [10.0, 20.0, 30.0, 1.0]
+
+
+def test_stage2_sweep_compares_with_stage1_and_the_main_run(tmp_path, monkeypatch):
+    from scorelib import stage2
+
+    seen = {}
+
+    def run_sweep(objective, cfg, base, tok, task, run, init_dir, rl_seed, lora, tiny, references):
+        seen.update(objective=objective, init_dir=init_dir, rl_seed=rl_seed, references=references)
+        return [dict(variant=k) for k in references] + [dict(variant="alpha-3.0")]
+
+    monkeypatch.setattr(score, "run_sweep", run_sweep)
+    su = _setup(tmp_path, seeds=(4, 5), sweep=({"alpha": 3.0},))
+    rows = stage2.sweep(su, _seed_run(4, [1], [1]))
+    start = tmp_path / "20" / "models" / "seed4" / "stage1"
+    assert seen["objective"] == "stage2" and seen["init_dir"] == start and seen["rl_seed"] == 40
+    assert list(seen["references"]) == ["Stage I", "default"]
+    assert seen["references"]["Stage I"][0] == start
+    assert seen["references"]["default"] == (tmp_path / "30" / "models" / "seed4" / "round1_stage2", "step_000002",
+                                             0.12345)
+    t2 = stage2.Table2({"SCoRe": dict(delta=1.0, delta_i2c=2.0, delta_c2i=1.0), "Base model": dict(delta=-1.0)},
+                       [], ["a note"])
+    m = stage2.summary(su, t2, [_seed_run(4, [1], [1])], rows)
+    assert m["sweep"] == [dict(variant="alpha-3.0")]  # the reference rows are in the table, not in metrics.json
+    assert m["claims"]["C6"] == score.claim_c6(t2.rows) and m["notes"] == ["a note"] and m["seeds"] == [4, 5]
+    assert m["sweep_protocol"] == "validation split, seeds [4] (neither the tuning nor the reporting set)"
+    assert stage2.summary(_setup(tmp_path / "b", sweep=()), t2, [], [])["sweep_protocol"] is None
+
+
+# ---------------------------------------------------------------- the tables every notebook shows (scorelib.tables)
+@pytest.mark.parametrize("t,want", [(0, "greedy"), (0.0, "greedy"), (1.0, "T=1"), (0.7, "T=0.7")])
+def test_temperature_label(t, want):
+    from scorelib import tables
+
+    assert tables.temperature_label(t) == want
+
+
+def test_beside_paper_puts_the_papers_row_after_ours():
+    from scorelib import tables
+
+    ours = {"Base model": dict(delta=-1.0, seeds=3), "Multi-turn RL": dict(delta=0.5), "SCoRe": dict(delta=2.0)}
+    paper_rows = {"Base model": dict(delta=-11.2), "SCoRe": dict(delta=4.4)}
+    shown = tables.beside_paper(ours, paper_rows, "toy")
+    assert list(shown) == ["Base model (toy, 3 seed(s))", "Base model (paper, MATH)",
+                           "Multi-turn RL (toy, 1 seed(s))",  # the paper has no such row: none follows
+                           "SCoRe (toy, 1 seed(s))", "SCoRe (paper, MATH)"]
+    assert shown["SCoRe (paper, MATH)"] is paper_rows["SCoRe"] and shown["SCoRe (toy, 1 seed(s))"] is ours["SCoRe"]
+    assert list(tables.beside_paper(ours, {}, "math", "HumanEval")) == [
+        "Base model (math, 3 seed(s))", "Multi-turn RL (math, 1 seed(s))", "SCoRe (math, 1 seed(s))"]
+
+
+def test_columns_and_claims_tables():
+    from scorelib import tables
+
+    df = tables.columns({"A": dict(fix_own=12.3456, delta_seed_sd=1.0, other=9), "B": dict(fix_own=50.0)},
+                        {"fix own (%)": "fix_own", "Δ sd": "delta_seed_sd"})
+    assert df.index.tolist() == ["A", "B"] and df.columns.tolist() == ["fix own (%)", "Δ sd"]
+    assert df.loc["A"].tolist() == [12.35, 1.0] and df.loc["B", "fix own (%)"] == 50.0
+    assert np.isnan(df.loc["B", "Δ sd"])  # B has no spread over seeds
+    c = tables.claims(dict(claim="C6", holds=False, evidence="e6", largest=True), dict(claim="C5", holds=True,
+                                                                                    evidence="e5"))
+    assert c.index.tolist() == ["C6", "C5"] and c.columns.tolist() == ["holds", "evidence"]
+    assert c.loc["C5"].tolist() == [True, "e5"]
