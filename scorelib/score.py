@@ -216,20 +216,28 @@ def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_token
     other settings, the seed, and scorelib's source code), so a rerun after a kill reuses it and a changed input is
     never served a stale result. ``read_from``: other runs' cache folders, looked in (read only) for the same key
     first (e.g. notebook 30's evaluation of the SCoRe models that notebook 40 compares with)."""
+    def evaluate(t):
+        return evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, n_boot=n_boot, seed=seed, progress=progress,
+                                 reward_fn=task.reward, extract_fn=task.extract)
+
+    return _by_temperature(evaluate, model, task, test, temperatures, cache_dir, "eval", [],
+                           [max_new_tokens, batch_size, n_boot, seed], read_from)
+
+
+def _by_temperature(evaluate, model, task, test: list, temperatures, cache_dir, name: str, lead: list, tail: list,
+                    read_from=()) -> dict:
+    """temperature -> evaluate(temperature), each kept under cache_dir/eval/NAME-<key> (``results.cached``) with
+    the key [weights, task, prompts, problems, *lead, temperature, *tail]; no cache_dir: computed every time."""
     out, parts = {}, None
     for t in temperatures:
-        def compute(t=t):
-            return evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t,
-                                     max_new_tokens=max_new_tokens, batch_size=batch_size, n_boot=n_boot, seed=seed,
-                                     progress=progress, reward_fn=task.reward, extract_fn=task.extract)
-
         if cache_dir is None:
-            out[t] = compute()
+            out[t] = evaluate(t)
             continue
         parts = parts or [model_fingerprint(model), task.name, repr(task.protocol),
                           hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
-        out[t] = cached(Path(cache_dir) / "eval", "eval", [*parts, float(t), max_new_tokens, batch_size, n_boot, seed],
-                        compute, read_from=[Path(d) / "eval" for d in read_from])
+        out[t] = cached(Path(cache_dir) / "eval", name, [*parts, *lead, float(t), *tail], lambda t=t: evaluate(t),
+                        read_from=[Path(d) / "eval" for d in read_from])
     return out
 
 
@@ -239,21 +247,13 @@ def evaluate_attempts_all(model, tokenizer, task, test: list, n_turns: int, temp
     """temperature -> AttemptsEval: n_turns sequential attempts per held-out problem, each seeing the ones before
     (``evaluate.evaluate_attempts``; the three-turn extension's Acc@t1/t2/t3), kept under cache_dir/eval/ by their
     inputs as ``evaluate_all`` keeps its evaluations."""
-    out, parts = {}, None
-    for t in temperatures:
-        def compute(t=t):
-            return evaluate_attempts(model, tokenizer, test, task.protocol, n_turns, temperature=t,
-                                     max_new_tokens=max_new_tokens, batch_size=batch_size, n_boot=n_boot, seed=seed,
-                                     progress=progress, reward_fn=task.reward, extract_fn=task.extract)
+    def evaluate(t):
+        return evaluate_attempts(model, tokenizer, test, task.protocol, n_turns, temperature=t,
+                                 max_new_tokens=max_new_tokens, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                                 progress=progress, reward_fn=task.reward, extract_fn=task.extract)
 
-        if cache_dir is None:
-            out[t] = compute()
-            continue
-        parts = parts or [model_fingerprint(model), task.name, repr(task.protocol),
-                          hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
-        out[t] = cached(Path(cache_dir) / "eval", f"attempts{n_turns}",
-                        [*parts, n_turns, float(t), max_new_tokens, batch_size, n_boot, seed], compute)
-    return out
+    return _by_temperature(evaluate, model, task, test, temperatures, cache_dir, f"attempts{n_turns}", [n_turns],
+                           [max_new_tokens, batch_size, n_boot, seed])
 
 
 def pooled_attempts(evals_by_seed: list, temperature: float, n_boot: int, seed: int = 0) -> dict:
