@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--readme", metavar="PATH", help="also rewrite PATH's block between <!-- results:begin --> and "
                     "<!-- results:end --> from the report run (notebook 90's readme_results.md)")
     rp.set_defaults(fn=cmd_report)
-    from scorelib.grade import add_parser as add_grade_parser
+    from scorelib.cli_grade import add_parser as add_grade_parser
 
     add_grade_parser(sub)
     args = ap.parse_args(argv)

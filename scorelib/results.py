@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from scorelib import config as config_mod
+from scorelib.jsonl import write_jsonl
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -159,7 +160,7 @@ def _remove(p: Path) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
@@ -314,7 +315,8 @@ class Run:
         return self.dir / "figures" / f"{name}.png"
 
     def history(self, rows: list[dict], name: str = "history.jsonl") -> Path:
-        return atomic_write_text(self.dir / name, "".join(json.dumps(_jsonable(r)) + "\n" for r in rows))
+        """Write per-step rows as JSONL (NaN as null); ``scorelib.jsonl.read_jsonl`` reads them back."""
+        return write_jsonl(self.dir / name, [_jsonable(r) for r in rows])
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -50,7 +50,7 @@ def test_grade_math_malformed_lines_and_out_file(tmp_path):
     assert proc.stdout == ""
     out = lines(out_file.read_text())
     assert [r["correct"] for r in out] == [True, False, False, False]
-    assert "line 2: not JSON" in out[1]["error"] and "line 3: not a JSON object" in out[2]["error"]
+    assert "line 2: not valid JSON" in out[1]["error"] and "line 3: expected a JSON object" in out[2]["error"]
     assert "response" in out[3]["error"]
     assert "1/1 correct" in proc.stderr and "3 malformed" in proc.stderr
 

@@ -10,7 +10,7 @@ import pytest
 
 from scorelib.grading import is_equiv
 from scorelib.tasks.math import default_math500_path, load_math, load_math_splits, prm800k_split
-from scorelib.tasks.toy import Problem
+from scorelib.tasks.problem import Problem
 
 MATH500_PATH = Path(__file__).resolve().parents[1].parent / "shared/data/math500.jsonl"
 
@@ -149,7 +149,7 @@ def test_missing_file(tmp_path):
 def test_bad_json_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(RECORDS[0]) + "\n" + '{"problem": "x", "answer": \n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: malformed JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not valid JSON"):
         load_math(path)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from scorelib import grading, prompts
-from scorelib.tasks.toy import Problem
+from scorelib.tasks.problem import Problem
 
 TASK_NAMES = ("toy", "math", "humaneval")
 EVAL_SPLITS = ("val", "test")

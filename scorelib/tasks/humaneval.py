@@ -32,11 +32,10 @@ What is our own:
 """
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 
+from scorelib.jsonl import iter_jsonl
 from scorelib.sandbox import ExecResult, run_many, run_python
 
 __all__ = ["load_humaneval", "extract_code", "build_program", "check_completion", "check_many",
@@ -71,35 +70,19 @@ def load_humaneval(path: str | None = None) -> list[dict]:
     path = _default_path() if path is None else os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"HumanEval file not found: {path}")
-    opener = gzip.open if path.endswith(".gz") else open
     problems: list[dict] = []
     seen: set[str] = set()
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-                missing = [k for k in REQUIRED_FIELDS if k not in rec]
-                if missing:
-                    raise ValueError(f"{path}:{lineno}: record lacks {', '.join(missing)}")
-                bad = [k for k in REQUIRED_FIELDS if not isinstance(rec[k], str)]
-                if bad:
-                    raise ValueError(f"{path}:{lineno}: field(s) {', '.join(bad)} must be strings")
-                if rec["task_id"] in seen:
-                    raise ValueError(f"{path}:{lineno}: duplicate task_id {rec['task_id']!r}")
-                seen.add(rec["task_id"])
-                problems.append(rec)
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: cannot be read as {'gzipped ' if path.endswith('.gz') else ''}"
-                         f"UTF-8 JSONL ({e})") from None
+    for lineno, rec in iter_jsonl(path):
+        missing = [k for k in REQUIRED_FIELDS if k not in rec]
+        if missing:
+            raise ValueError(f"{path}:{lineno}: record lacks {', '.join(missing)}")
+        bad = [k for k in REQUIRED_FIELDS if not isinstance(rec[k], str)]
+        if bad:
+            raise ValueError(f"{path}:{lineno}: field(s) {', '.join(bad)} must be strings")
+        if rec["task_id"] in seen:
+            raise ValueError(f"{path}:{lineno}: duplicate task_id {rec['task_id']!r}")
+        seen.add(rec["task_id"])
+        problems.append(rec)
     if not problems:
         raise ValueError(f"{path}: no problems in file")
     problems.sort(key=lambda p: _task_number(p["task_id"]))

@@ -7,8 +7,8 @@ test problems (about 12,000) are for training, and the remaining 500 test proble
 (e.g. ``"test/precalculus/807.json"``).
 
 The data never ships with the project: the user points :func:`load_math` at a copy.
-Accepted formats, all giving :class:`~scorelib.tasks.toy.Problem` records (the toy
-world's record type, so prompting, grading and metrics are shared):
+Accepted formats, all giving :class:`~scorelib.tasks.problem.Problem` records (the toy
+world's record type too, so prompting, grading and metrics are shared):
 
 * JSONL: one object a line with ``problem``, ``solution``, ``answer``, ``subject``,
   ``level`` and optionally ``unique_id`` (the PRM800K ``math_splits/*.jsonl`` files);
@@ -34,7 +34,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from scorelib.grading import extract_answer
-from scorelib.tasks.toy import Problem
+from scorelib.jsonl import iter_jsonl
+from scorelib.tasks.problem import Problem
 
 __all__ = [
     "default_math500_path",
@@ -94,21 +95,8 @@ def load_math(path: str | Path) -> list[Problem]:
 
 
 def _read_jsonl(path: Path) -> Iterator[_Raw]:
-    with path.open("rb") as f:
-        index = 0
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError(f"{path}:{lineno}: line is not UTF-8 (is this a JSONL file?)") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            yield f"{path}:{lineno}", record, f"{path.name}/{index}"
-            index += 1
+    for index, (lineno, record) in enumerate(iter_jsonl(path, objects=False)):
+        yield f"{path}:{lineno}", record, f"{path.name}/{index}"
 
 
 def _read_json(path: Path) -> Iterator[_Raw]:

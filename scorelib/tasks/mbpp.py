@@ -25,9 +25,9 @@ answer is cut at ``[DONE]``. Programs run in :mod:`scorelib.sandbox`.
 """
 from __future__ import annotations
 
-import json
 import os
 
+from scorelib.jsonl import iter_jsonl
 from scorelib.sandbox import ExecResult, run_many, run_python
 from scorelib.tasks.humaneval import extract_code
 
@@ -91,24 +91,13 @@ def load_mbpp(path: str, split: str = "train") -> list[dict]:
         raise FileNotFoundError(f"MBPP file not found: {path}")
     problems: list[dict] = []
     seen: dict[int, int] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-                rec = _normalize(raw, where)
-                if rec["task_id"] in seen:
-                    raise ValueError(f"{where}: duplicate task_id {rec['task_id']} (first on line "
-                                     f"{seen[rec['task_id']]})")
-                seen[rec["task_id"]] = lineno
-                problems.append(rec)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    for lineno, raw in iter_jsonl(path, objects=False):
+        where = f"{path}:{lineno}"
+        rec = _normalize(raw, where)
+        if rec["task_id"] in seen:
+            raise ValueError(f"{where}: duplicate task_id {rec['task_id']} (first on line {seen[rec['task_id']]})")
+        seen[rec["task_id"]] = lineno
+        problems.append(rec)
     if not problems:
         raise ValueError(f"{path}: no problems in file")
     problems.sort(key=lambda p: p["task_id"])

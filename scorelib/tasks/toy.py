@@ -26,30 +26,15 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass, asdict
 
 from scorelib.grading import FINAL_ANSWER_PREFIX, FINAL_ANSWER_SUFFIX
+from scorelib.tasks.problem import Problem
 
 SKILLS = ("add", "sub", "mul", "combo")
 LEVELS = (1, 2, 3, 4, 5)
 TEST_BUCKET_PERCENT = 20  # a problem whose text hashes into buckets [0, 20) of 100 is test-only
 VAL_BUCKET_PERCENT = 10  # buckets [20, 30) are validation-only; [30, 100) are training problems
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One MATH-format problem record."""
-
-    problem: str
-    solution: str
-    answer: str
-    subject: str
-    level: int
-    unique_id: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def final_answer(answer: str) -> str:

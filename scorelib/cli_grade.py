@@ -1,4 +1,5 @@
-"""``python -m scorelib grade``: grade a JSONL file of responses, for users.
+"""The ``python -m scorelib grade`` command: grade a JSONL file of responses, for users (the grading
+itself is ``scorelib.grading``).
 
     python -m scorelib grade --task math answers.jsonl [--out graded.jsonl]
     python -m scorelib grade --task humaneval samples.jsonl [--out graded.jsonl] [--problems HumanEval.jsonl.gz]
@@ -20,30 +21,23 @@ exit status is then 1; a missing input file exits with status 2.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
+
+from scorelib import jsonl
 
 _MAX_BARE_ANSWER = 200  # a response without an answer sentence or \boxed counts as the answer if this short
 
 
 def _read(path: Path) -> list[tuple[int, dict | None, str | None]]:
-    """(line number, record or None, error or None) for each non-blank line."""
+    """(line number, record or None, error or None) for each non-blank line: a bad line becomes an error row."""
     rows = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                rows.append((n, None, f"line {n}: not JSON ({e.msg})"))
-                continue
-            if not isinstance(rec, dict):
-                rows.append((n, None, f"line {n}: not a JSON object"))
-                continue
-            rows.append((n, rec, None))
+    for n, text in jsonl.iter_lines(path, errors="replace"):
+        try:
+            rows.append((n, jsonl.parse_line(text, path, n), None))
+        except jsonl.JSONLError as e:
+            rows.append((n, None, f"line {n}: {e.reason}"))
     return rows
 
 
@@ -137,18 +131,21 @@ def cmd_grade(args) -> int:
         print(f"error: no such file {path}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rows = _read(path)
+    try:
+        rows = _read(path)
+    except jsonl.JSONLError as e:  # unreadable as a whole (a line-level error becomes an error row instead)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.task == "math":
         out, n_ok, n_bad = grade_math(rows)
         what = "correct"
     else:
         out, n_ok, n_bad = grade_humaneval(rows, args.problems, args.timeout, max(1, args.workers))
         what = "passed"
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        jsonl.write_jsonl(args.out, out, ensure_ascii=False)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(jsonl.dumps(out, ensure_ascii=False))
         sys.stdout.flush()
     graded = len(out) - n_bad
     pct = 100 * n_ok / graded if graded else 0.0
