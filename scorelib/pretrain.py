@@ -61,6 +61,13 @@ def trace_example(tokenizer, protocol: Protocol, problem: str, y1_ids: list[int]
     return Example(ids, [0] * (len(ids) - len(y2_ids)) + [1] * len(y2_ids))
 
 
+def decode_example(tokenizer, ex: Example) -> dict:
+    """An example as text: 'context' (the tokens shown, no loss) and 'target' (the tokens learned: the loss)."""
+    context = [i for i, m in zip(ex.ids, ex.mask) if not m]
+    target = [i for i, m in zip(ex.ids, ex.mask) if m]
+    return dict(context=tokenizer.decode(context), target=tokenizer.decode(target))
+
+
 @dataclass
 class OwnAttempt:
     """One first attempt the phase-1 model wrote."""
@@ -167,7 +174,7 @@ def run_phase1(model, tokenizer, protocol: Protocol, train: list[Problem], cfg, 
     alt = getattr(cfg, "alt_single_frac", 0.0)
     singles = [resolve_example(tokenizer, protocol, p) if alt and rng.random() < alt else
                single_example(tokenizer, protocol, p.problem, p.solution) for p in train]
-    return train_masked_lm(model, singles, cfg.phase1_steps, cfg.batch_size, cfg.lr, tokenizer.pad_token_id,
+    return train_masked_lm(model, singles, cfg.phase1_steps, cfg.train_batch_size, cfg.lr, tokenizer.pad_token_id,
                            seed=cfg.seed, progress=cfg.progress, desc="phase 1", checkpoint_dir=checkpoint_dir)
 
 
@@ -181,7 +188,7 @@ def collect_own_attempts(model, tokenizer, protocol: Protocol, train: list[Probl
 
 def run_phase2(model, tokenizer, corpus: list[Example], cfg, checkpoint_dir=None) -> list[dict]:
     """Phase 2: the two-attempt corpus, at half the phase-1 learning rate (``checkpoint_dir``: as in phase 1)."""
-    h = train_masked_lm(model, corpus, cfg.phase2_steps, cfg.batch_size, cfg.lr * 0.5, tokenizer.pad_token_id,
+    h = train_masked_lm(model, corpus, cfg.phase2_steps, cfg.train_batch_size, cfg.lr * 0.5, tokenizer.pad_token_id,
                         seed=cfg.seed + 1, progress=cfg.progress, desc="phase 2", checkpoint_dir=checkpoint_dir)
     return [dict(r, step=r["step"] + cfg.phase1_steps) for r in h]
 

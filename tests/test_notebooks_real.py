@@ -18,7 +18,7 @@ from scorelib.models import build_random_model, save_model
 ROOT = Path(__file__).resolve().parents[1]
 MATH500 = ROOT.parent / "shared" / "data" / "math500.jsonl"
 SMALL = dict(progress=False, n_test=4, max_new_tokens=12, temperatures=[0.0], n_seq_attempts=2, n_seq_problems=3,
-             n_boot=50, n_transcripts=1, batch_size=8)
+             n_boot=50, n_transcripts=1, gen_batch_size=8)
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def test_corpus_without_own_attempts_uses_stand_ins(tok):
 def _tiny_run(seed):
     cfg = config.make_config(config.PretrainConfig, dict(
         seed=seed, n_train=300, d_model=32, n_layers=1, n_heads=2, d_ffn=64, phase1_steps=8, phase2_steps=4,
-        batch_size=16, n_own_problems=16, own_k=1, n_phase2=64, max_new_tokens=24, progress=False))
+        train_batch_size=16, n_own_problems=16, own_k=1, n_phase2=64, max_new_tokens=24, progress=False))
     tok = build_tiny_tokenizer()
     model = build_tiny_model(tok, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ffn, seed=cfg.seed)
     info = pretrain(model, tok, prompts.TOY, toy.generate(cfg.n_train, "train", seed=seed), cfg)
