@@ -88,24 +88,54 @@ def sample_own_attempts(model, tokenizer, protocol: Protocol, problems: list[Pro
             for i, ids, text, r in zip(ro.problem_index, ro.attempt_ids[0], ro.texts[0], ro.rewards[:, 0])]
 
 
+KINDS = {"edit": ("single", "wrong_fix", "wrong_copy", "right_copy", "right_break", "stand_in"),
+         "rewrite": ("single", "wrong_rewrite", "wrong_copy", "right_rewrite", "right_copy", "stand_in")}
+
+
+def _first_attempt(rng: random.Random, mix: CorpusMix, y1_wrong: bool, pool: list[OwnAttempt],
+                   singles: list[Problem], encode) -> tuple[Problem, list[int], str, bool]:
+    """(problem, y1's ids, y1's text, whether y1 is a stand-in): an own attempt from ``pool``, or with
+    error_source 'injected' (or no own attempt of that kind, e.g. a barely trained model) a reference solution,
+    with one slip when y1 must be wrong."""
+    if mix.error_source == "own" and pool:
+        a = rng.choice(pool)
+        return a.problem, a.ids, a.text, False
+    p = rng.choice(singles)
+    text = corrupt_solution(p, rng)[0] if y1_wrong else p.solution
+    return p, encode(text), text, mix.error_source == "own"
+
+
+def _second_attempt(rng: random.Random, mix: CorpusMix, p: Problem, y1_wrong: bool, y1_text: str
+                    ) -> tuple[str, str]:
+    """(y2, the trace's kind): 'rewrite' re-solves in the second style or copies, the same choice whatever y1's
+    correctness (the corpus reveals none); 'edit' fixes a wrong y1 or breaks a right one, else copies."""
+    if mix.turn2_mode == "rewrite":
+        rewrite = rng.random() < mix.rewrite_rate
+        kind = ("wrong_" if y1_wrong else "right_") + ("rewrite" if rewrite else "copy")
+        return (alt_solution(p)[0] if rewrite else y1_text), kind
+    if y1_wrong:
+        fix = rng.random() < mix.fix_rate
+        return (p.solution if fix else y1_text), ("wrong_fix" if fix else "wrong_copy")
+    brk = rng.random() < mix.break_rate
+    return (corrupt_solution(p, rng)[0] if brk else y1_text), ("right_break" if brk else "right_copy")
+
+
 def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt], singles: list[Problem],
                         n_examples: int, mix: CorpusMix, seed: int) -> tuple[list[Example], dict]:
-    """The phase-2 corpus and a count of each kind of trace in it."""
+    """The phase-2 corpus and a count of each kind of trace in it (``KINDS``; 'stand_in' counts the traces whose
+    y1 is not an own attempt although error_source is 'own')."""
     rng = random.Random(seed)
     if mix.error_source not in ("own", "injected"):
         raise ValueError(f"error_source must be 'own' or 'injected', got {mix.error_source!r}")
-    eos = tokenizer.eos_token_id
-    wrong = [a for a in attempts if not a.correct]
-    right = [a for a in attempts if a.correct]
-    if mix.turn2_mode not in ("edit", "rewrite"):
+    if mix.turn2_mode not in KINDS:
         raise ValueError(f"turn2_mode must be 'edit' or 'rewrite', got {mix.turn2_mode!r}")
-    counts = dict(single=0, wrong_fix=0, wrong_copy=0, right_copy=0, right_break=0, stand_in=0) \
-        if mix.turn2_mode == "edit" else dict(single=0, wrong_rewrite=0, wrong_copy=0, right_rewrite=0, right_copy=0,
-                                              stand_in=0)
     if not singles:
         raise ValueError("no training problems for the phase-2 corpus")
+    pools = {True: [a for a in attempts if not a.correct], False: [a for a in attempts if a.correct]}
+    counts = dict.fromkeys(KINDS[mix.turn2_mode], 0)
+    eos = tokenizer.eos_token_id
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]  # noqa: E731
     out: list[Example] = []
-    enc = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]  # noqa: E731
     for _ in range(n_examples):
         if rng.random() < mix.single_frac:
             p = rng.choice(singles)
@@ -113,27 +143,10 @@ def build_phase2_corpus(tokenizer, protocol: Protocol, attempts: list[OwnAttempt
             counts["single"] += 1
             continue
         y1_wrong = rng.random() < mix.wrong_frac
-        pool = wrong if y1_wrong else right
-        if mix.error_source == "own" and pool:
-            a = rng.choice(pool)
-            p, y1_ids, y1_text = a.problem, a.ids, a.text
-        else:  # injected (or no own attempt of that kind, e.g. a barely trained model): a stand-in
-            counts["stand_in"] += mix.error_source == "own"
-            p = rng.choice(singles)
-            y1_text = corrupt_solution(p, rng)[0] if y1_wrong else p.solution
-            y1_ids = enc(y1_text)
-        if mix.turn2_mode == "rewrite":  # the same choice whatever y1's correctness: the corpus reveals none
-            rewrite = rng.random() < mix.rewrite_rate
-            y2 = alt_solution(p)[0] if rewrite else y1_text
-            counts[("wrong_" if y1_wrong else "right_") + ("rewrite" if rewrite else "copy")] += 1
-        elif y1_wrong:
-            fix = rng.random() < mix.fix_rate
-            y2 = p.solution if fix else y1_text
-            counts["wrong_fix" if fix else "wrong_copy"] += 1
-        else:
-            brk = rng.random() < mix.break_rate
-            y2 = corrupt_solution(p, rng)[0] if brk else y1_text
-            counts["right_break" if brk else "right_copy"] += 1
+        p, y1_ids, y1_text, stand_in = _first_attempt(rng, mix, y1_wrong, pools[y1_wrong], singles, encode)
+        y2, kind = _second_attempt(rng, mix, p, y1_wrong, y1_text)
+        counts["stand_in"] += stand_in
+        counts[kind] += 1
         out.append(trace_example(tokenizer, protocol, p.problem, y1_ids, y2))
     return out, counts
 
