@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorelib.prompts import Protocol
-from scorelib import distributed
 from scorelib.rollout import encode_glue, encode_turn1, glue_after, rollout_sharded
 from scorelib.training import Example
 
@@ -152,33 +151,44 @@ def data_table(datasets: dict[str, list[Pair]]) -> "pd.DataFrame":
     return pd.DataFrame(rows).T.rename_axis("data set")
 
 
+def pair_frame(pairs: list[Pair]) -> "pd.DataFrame":
+    """The pairs as a table (problem, y1, y2, kind): what a data set holds, for display."""
+    import pandas as pd
+
+    return pd.DataFrame([dict(problem=p.problem, y1=p.y1, y2=p.y2, kind=p.kind) for p in pairs],
+                        columns=["problem", "y1", "y2", "kind"])
+
+
 def epoch_steps(n_examples: int, batch_size: int, epochs: float = 1.0) -> int:
     """Optimizer steps for a number of epochs over n examples (at least 1)."""
     return max(1, int(np.ceil(epochs * n_examples / batch_size)))
 
 
-@dataclass(frozen=True)
-class SFTSettings:
-    """Data collection and fine-tuning settings shared by STaR, Pair-SFT and the control."""
+# ---------------------------------------------------------------------------------------
+# Fine-tuning: one copy of the base per data set; STaR's rounds
+# ---------------------------------------------------------------------------------------
+# ``cfg`` below is notebook 10's config (``config.SFTConfig``) or anything with its field names: k,
+# temperature, lr, sft_batch_size, pair_epochs, star_epochs, star_iterations, train_turn1, lora_rank,
+# lora_alpha, lora_targets, max_new_tokens, gen_batch_size.
 
-    n_problems: int = 1000  # training problems sampled per collection
-    k: int = 2  # two-turn samples per problem (temperature below)
-    temperature: float = 1.0
-    lr: float = 1e-4
-    batch_size: int = 16
-    pair_epochs: float = 1.0  # Pair-SFT: one epoch (paper)
-    star_epochs: float = 1.0  # STaR: epochs per iteration
-    star_iterations: int = 3  # STaR: collect + fine-tune rounds (paper: 3)
-    train_turn1: bool = False
-    lora_rank: int = 0  # 0: full fine-tuning
-    lora_alpha: float = 16.0
-    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
-    max_new_tokens: int = 160
-    gen_batch: int = 512
+STAR_D, STAR_DPLUS, PAIR_D, PAIR_DPLUS = "STaR D_STaR", "STaR D+_STaR", "Pair-SFT D_SFT", "Pair-SFT D+_SFT"
+NO_INFO = "No-info retry (D_SFT data)"
+METHODS = (STAR_D, STAR_DPLUS, PAIR_D, PAIR_DPLUS, NO_INFO)
 
 
-def fine_tune(base, tokenizer, protocol: Protocol, problems: list, pairs: list[Pair], s: SFTSettings,
-              epochs: float, seed: int = 0, no_info: bool = False, progress: bool = False, callback=None):
+def datasets(traces: list[Trace], seed: int = 0) -> dict[str, list[Pair]]:
+    """The four data sets built from one collection: D_STaR, D⁺_STaR, D_SFT and D⁺_SFT."""
+    return {"D_STaR": d_star(traces), "D+_STaR": d_star(traces, plus=True),
+            "D_SFT": d_pair_sft(traces, seed=seed), "D+_SFT": d_pair_sft(traces, plus=True, seed=seed)}
+
+
+def generation(cfg) -> dict:
+    """The generation keywords every rollout of notebook 10 takes."""
+    return dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size)
+
+
+def fine_tune(base, tokenizer, protocol: Protocol, problems: list, pairs: list[Pair], cfg, epochs: float,
+              seed: int = 0, no_info: bool = False, progress: bool = False, callback=None):
     """A fresh copy of `base` fine-tuned on the pairs for a number of epochs; (model, history, steps).
 
     ``callback(model, step, steps)`` runs after each optimizer step (for probes during training)."""
@@ -186,36 +196,76 @@ def fine_tune(base, tokenizer, protocol: Protocol, problems: list, pairs: list[P
     from scorelib.rollout import stop_token_ids
     from scorelib.training import train_masked_lm
 
-    model = trainable_copy(base, s.lora_rank, s.lora_alpha, s.lora_targets)
+    model = trainable_copy(base, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     if not pairs:  # nothing to learn from: the model stays the base (reported as 0 steps)
         return model, [], 0
     examples = pair_examples(tokenizer, protocol, problems, pairs, stop_token_ids(base, tokenizer), no_info=no_info,
-                             train_turn1=s.train_turn1)
-    steps = epoch_steps(len(examples), s.batch_size, epochs)
-    history = train_masked_lm(model, examples, steps, s.batch_size, s.lr, tokenizer.pad_token_id,
+                             train_turn1=cfg.train_turn1)
+    steps = epoch_steps(len(examples), cfg.sft_batch_size, epochs)
+    after_step = None if callback is None else (lambda step: callback(model, step, steps))
+    history = train_masked_lm(model, examples, steps, cfg.sft_batch_size, cfg.lr, tokenizer.pad_token_id,
                               warmup=max(1, steps // 10), seed=seed, log_every=max(1, steps // 10),
-                              progress=progress, desc="sft",
-                              callback=None if callback is None else (lambda step: callback(model, step, steps)))
+                              progress=progress, desc="sft", callback=after_step)
     return model, history, steps
 
 
-def star(base, tokenizer, protocol: Protocol, problems: list, reward_fn, s: SFTSettings, plus: bool,
+def star(base, tokenizer, protocol: Protocol, problems: list, reward_fn, cfg, plus: bool,
          first_traces: list[Trace], seed: int = 0, progress: bool = False):
     """STaR: ``star_iterations`` rounds; round 1 uses ``first_traces`` (the base's samples), each later
     round samples from the previous round's model; every round fine-tunes the base afresh.
     Returns (final model, per-round info: data set size, steps, the round's data)."""
     traces, model, rounds = first_traces, base, []
-    for it in range(s.star_iterations):
+    for it in range(cfg.star_iterations):
         if it > 0:
-            traces = collect_traces(model, tokenizer, problems, protocol, reward_fn, k=s.k, temperature=s.temperature,
-                                    max_new_tokens=s.max_new_tokens, batch_size=s.gen_batch,
-                                    seed=seed * 1000 + it, progress=progress)
+            traces = collect_traces(model, tokenizer, problems, protocol, reward_fn, k=cfg.k,
+                                    temperature=cfg.temperature, seed=seed * 1000 + it, progress=progress,
+                                    **generation(cfg))
         data = d_star(traces, plus=plus)
-        model, history, steps = fine_tune(base, tokenizer, protocol, problems, data, s, s.star_epochs,
+        model, history, steps = fine_tune(base, tokenizer, protocol, problems, data, cfg, cfg.star_epochs,
                                           seed=seed * 1000 + it, progress=progress)
         rounds.append(dict(iteration=it + 1, traces=len(traces), size=len(data), steps=steps, data=data,
                            history=history))
     return model, rounds
+
+
+def train_method(method: str, base, tokenizer, protocol: Protocol, problems: list, reward_fn, cfg,
+                 traces: list[Trace], data: dict[str, list[Pair]], seed: int = 0, progress: bool = False):
+    """One method of ``METHODS`` trained from the base on one seed's collection (``traces``, its
+    ``datasets``); (model, STaR's per-round info or None)."""
+    if method in (STAR_D, STAR_DPLUS):
+        return star(base, tokenizer, protocol, problems, reward_fn, cfg, plus=method == STAR_DPLUS,
+                    first_traces=traces, seed=seed, progress=progress)
+    pairs = data["D+_SFT" if method == PAIR_DPLUS else "D_SFT"]
+    model, _, _ = fine_tune(base, tokenizer, protocol, problems, pairs, cfg, cfg.pair_epochs, seed=seed,
+                            no_info=method == NO_INFO, progress=progress)
+    return model, None
+
+
+def checkpoint_name(method: str) -> str:
+    """A folder name for a method: 'STaR D+_STaR' -> 'STaR_Dplus_STaR'."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", method.replace("+", "plus")).strip("_")
+
+
+# ---------------------------------------------------------------------------------------
+# Edit distances (Fig. 3) and the distribution shift (Fig. 4)
+# ---------------------------------------------------------------------------------------
+
+def edit_ratios(pairs: list[Pair]) -> np.ndarray:
+    """Edit-distance ratio between y1 and y2 of each training pair."""
+    from scorelib.metrics import edit_distance_ratio
+
+    return np.array([edit_distance_ratio(p.y1, p.y2) for p in pairs])
+
+
+def own_edit_ratios(model, tokenizer, protocol: Protocol, problems: list, reward_fn, cfg) -> np.ndarray:
+    """Edit-distance ratio between y1 and y2 of the model's own greedy two-turn traces on the problems."""
+    from scorelib.metrics import edit_distance_ratio
+
+    ro = rollout_sharded(model, tokenizer, [p.problem for p in problems], [p.answer for p in problems], protocol,
+                         reward_fn, n_turns=2, temperature=0.0, **generation(cfg))
+    return np.array([edit_distance_ratio(a, b) for a, b in zip(ro.y1_text, ro.y2_text)])
 
 
 def correction_rate_given(model, tokenizer, protocol: Protocol, problems: list, rows: list[tuple[int, tuple]],
@@ -248,115 +298,45 @@ def wrong_first_attempts(traces: list[Trace], n: int, seed: int = 0) -> list[tup
     return rows[:n]
 
 
-def pair_sft_shift_curve(base, tokenizer, protocol: Protocol, train_problems: list, pairs: list[Pair],
-                         s: SFTSettings, reward_fn, fixed_train: list[tuple[int, tuple]], test_problems: list,
-                         fixed_test: list[tuple[int, tuple]], n_points: int = 5, seed: int = 0,
-                         progress: bool = False) -> "pd.DataFrame":
-    """Fig. 4: correction rate over one epoch of Pair-SFT, probed at n_points fractions (and at 0) on
-    fixed first attempts of training problems, fixed first attempts of held-out problems, and the
-    model's own first attempts on held-out problems."""
+def probe_points(n_steps: int, n_points: int) -> set[int]:
+    """The optimizer steps after which Fig. 4 probes: n_points evenly spread over n_steps (at least step 1).
+
+    >>> sorted(probe_points(10, 4))
+    [2, 5, 8, 10]
+    """
+    return {max(1, round(n_steps * (i + 1) / n_points)) for i in range(n_points)}
+
+
+def correction_rates(model, tokenizer, protocol: Protocol, reward_fn, cfg, train: tuple, test: tuple) -> dict:
+    """Fig. 4's three series at one point: the correction rate on fixed first attempts of training
+    problems and of held-out problems, and on the model's own first attempts on held-out problems.
+    ``train`` and ``test`` are (problems, fixed (problem index, y1 ids) rows)."""
+    return {"fixed y1, training problems": correction_rate_given(model, tokenizer, protocol, *train, reward_fn,
+                                                                 **generation(cfg)),
+            "fixed y1, held-out problems": correction_rate_given(model, tokenizer, protocol, *test, reward_fn,
+                                                                 **generation(cfg)),
+            "own y1, held-out problems": self_correction_rate(model, tokenizer, protocol, test[0], reward_fn,
+                                                              **generation(cfg))}
+
+
+def pair_sft_shift_curve(base, tokenizer, protocol: Protocol, reward_fn, cfg, pairs: list[Pair], train: tuple,
+                         test: tuple, seed: int = 0, progress: bool = False) -> "pd.DataFrame":
+    """Fig. 4: ``correction_rates`` before and at ``fig4_points`` points of one epoch (``pair_epochs``)
+    of Pair-SFT on ``pairs``; ``train`` and ``test`` are (problems, fixed first-attempt rows)."""
     import pandas as pd
 
     rows = []
 
     def probe(model, step, steps):
-        kw = dict(max_new_tokens=s.max_new_tokens, batch_size=s.gen_batch)
-        rows.append({"epoch fraction": step / max(1, steps),
-                     "fixed y1, training problems": correction_rate_given(model, tokenizer, protocol, train_problems,
-                                                                          fixed_train, reward_fn, **kw),
-                     "fixed y1, held-out problems": correction_rate_given(model, tokenizer, protocol, test_problems,
-                                                                          fixed_test, reward_fn, **kw),
-                     "own y1, held-out problems": self_correction_rate(model, tokenizer, protocol, test_problems,
-                                                                       reward_fn, **kw)})
+        rates = correction_rates(model, tokenizer, protocol, reward_fn, cfg, train, test)
+        rows.append({"epoch fraction": step / max(1, steps), **rates})
 
-    n_steps = epoch_steps(len(pairs), s.batch_size, s.pair_epochs) if pairs else 0
-    at = {max(1, round(n_steps * (i + 1) / n_points)) for i in range(n_points)}
+    n_steps = epoch_steps(len(pairs), cfg.sft_batch_size, cfg.pair_epochs) if pairs else 0
+    at = probe_points(n_steps, cfg.fig4_points)
     probe(base, 0, n_steps)
-    fine_tune(base, tokenizer, protocol, train_problems, pairs, s, s.pair_epochs, seed=seed, progress=progress,
+    fine_tune(base, tokenizer, protocol, train[0], pairs, cfg, cfg.pair_epochs, seed=seed, progress=progress,
               callback=lambda model, step, steps: probe(model, step, steps) if step in at else None)
     return pd.DataFrame(rows).set_index("epoch fraction")
-
-
-# ---------------------------------------------------------------------------------------
-# One seed of the whole notebook-10 pipeline, and pooling over seeds
-# ---------------------------------------------------------------------------------------
-
-STAR_D, STAR_DPLUS, PAIR_D, PAIR_DPLUS, NO_INFO = ("STaR D_STaR", "STaR D+_STaR", "Pair-SFT D_SFT", "Pair-SFT D+_SFT",
-                                                   "No-info retry (D_SFT data)")
-METHODS = (STAR_D, STAR_DPLUS, PAIR_D, PAIR_DPLUS, NO_INFO)
-
-
-@dataclass
-class SeedResult:
-    """Everything one seed of notebook 10 produced."""
-
-    seed: int
-    traces: list  # the base model's two-turn samples on the training problems (round 1)
-    datasets: dict  # name -> list[Pair] built from the base model's samples (round 1)
-    star_rounds: dict  # STaR method -> per-round info (size, steps, data)
-    evals: dict  # method -> TwoTurnEval on the held-out problems (greedy)
-    train_edit: dict  # method -> edit-distance ratios of its own greedy traces on training problems
-    seconds: dict
-
-
-def run_seed(base, tokenizer, protocol: Protocol, reward_fn, extract_fn, train: list, test: list, s: SFTSettings,
-             seed: int, n_boot: int = 1000, n_edit_train: int = 256, checkpoint_dir=None, tiny: bool = False,
-             methods=METHODS, progress: bool = False) -> SeedResult:
-    """Collect the base model's traces, build the four data sets, train every method, evaluate each
-    greedily on `test`; checkpoints go to checkpoint_dir/<method>/ when given."""
-    import time
-    from pathlib import Path
-
-    from scorelib.evaluate import evaluate_two_turn
-    from scorelib.metrics import edit_distance_ratio
-    from scorelib.models import save_model
-
-    t0 = time.perf_counter()
-    gen = dict(max_new_tokens=s.max_new_tokens, batch_size=s.gen_batch)
-    traces = collect_traces(base, tokenizer, train, protocol, reward_fn, k=s.k, temperature=s.temperature,
-                            seed=seed, progress=progress, **gen)
-    datasets = {"D_STaR": d_star(traces), "D+_STaR": d_star(traces, plus=True),
-                "D_SFT": d_pair_sft(traces, seed=seed), "D+_SFT": d_pair_sft(traces, plus=True, seed=seed)}
-    seconds = {"collect": time.perf_counter() - t0}
-    evals, train_edit, rounds = {}, {}, {}
-    for name in methods:
-        t1 = time.perf_counter()
-        if name in (STAR_D, STAR_DPLUS):
-            model, rounds[name] = star(base, tokenizer, protocol, train, reward_fn, s, plus=name == STAR_DPLUS,
-                                       first_traces=traces, seed=seed, progress=progress)
-        else:
-            data = datasets["D+_SFT" if name == PAIR_DPLUS else "D_SFT"]
-            model, _, _ = fine_tune(base, tokenizer, protocol, train, data, s, s.pair_epochs, seed=seed,
-                                    no_info=name == NO_INFO, progress=progress)
-        t2 = time.perf_counter()
-        evals[name] = evaluate_two_turn(model, tokenizer, test, protocol, temperature=0.0, n_boot=n_boot, seed=seed,
-                                        progress=progress, reward_fn=reward_fn, extract_fn=extract_fn, **gen)
-        if n_edit_train:
-            ro = rollout_sharded(model, tokenizer, [p.problem for p in train[:n_edit_train]],
-                                 [p.answer for p in train[:n_edit_train]], protocol, reward_fn, n_turns=2,
-                                 temperature=0.0, **gen)
-            train_edit[name] = np.array([edit_distance_ratio(a, b) for a, b in zip(ro.y1_text, ro.y2_text)])
-        if checkpoint_dir is not None and distributed.is_main():  # one writer under a multi-process launcher
-            save_model(model, tokenizer, Path(checkpoint_dir) / checkpoint_name(name), tiny=tiny)
-        distributed.barrier()
-        seconds[name] = dict(train=t2 - t1, evaluate=time.perf_counter() - t2)
-        del model
-    seconds["total"] = time.perf_counter() - t0
-    return SeedResult(seed, traces, datasets, rounds, evals, train_edit, seconds)
-
-
-def checkpoint_name(method: str) -> str:
-    """A folder name for a method: 'STaR D+_STaR' -> 'STaR_Dplus_STaR'."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", method.replace("+", "plus")).strip("_")
-
-
-def edit_ratios(pairs: list[Pair]) -> np.ndarray:
-    """Edit-distance ratio between y1 and y2 of each training pair."""
-    from scorelib.metrics import edit_distance_ratio
-
-    return np.array([edit_distance_ratio(p.y1, p.y2) for p in pairs])
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scorelib import distributed, rl, sft  # noqa: E402
+from scorelib.config import SFTConfig  # noqa: E402
 from scorelib.evaluate import evaluate_two_turn  # noqa: E402
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, load_model, save_model  # noqa: E402
 from scorelib.score import start_policy  # noqa: E402
@@ -81,10 +82,10 @@ def main(argv=None) -> None:
     train = task.train_problems(args.n_train, seed=args.seed)
     lora = (args.lora_rank, 16.0, ("q_proj", "v_proj"))
     if args.objective == "pair_sft":
-        s = sft.SFTSettings(n_problems=len(train), lora_rank=args.lora_rank, max_new_tokens=args.max_new_tokens,
-                            **({"lr": args.lr} if args.lr else {}))
+        s = SFTConfig(n_problems=len(train), lora_rank=args.lora_rank, max_new_tokens=args.max_new_tokens,
+                      **({"lr": args.lr} if args.lr else {}))  # notebook 10's settings, by its names
         traces = sft.collect_traces(base, tok, train, task.protocol, task.reward, k=s.k, temperature=s.temperature,
-                                    max_new_tokens=s.max_new_tokens, batch_size=s.gen_batch, seed=args.seed)
+                                    seed=args.seed, **sft.generation(s))
         pairs = sft.d_pair_sft(traces, seed=args.seed)
         policy, log, steps = sft.fine_tune(base, tok, task.protocol, train, pairs, s, s.pair_epochs, seed=args.seed)
         settings = dict(asdict(s), pairs=len(pairs), steps=steps)

@@ -10,6 +10,7 @@ import torch
 
 from scorelib import metrics as M
 from scorelib import prompts, sft
+from scorelib.config import SFTConfig
 from scorelib import rollout as R
 from scorelib.models import build_random_model, build_tiny_tokenizer
 from scorelib.tasks import toy
@@ -107,7 +108,7 @@ def test_fine_tune_without_data_is_the_base(tiny):
 
     tok, problems = tiny
     base = build_tiny_model(tok, 16, 1, 2, 32)
-    model, history, steps = sft.fine_tune(base, tok, prompts.TOY, problems, [], sft.SFTSettings(), 1.0)
+    model, history, steps = sft.fine_tune(base, tok, prompts.TOY, problems, [], SFTConfig(), 1.0)
     assert steps == 0 and history == [] and model is not base
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), base.parameters()))
 
