@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-. .venv/bin/activate
+. "${VENV:-.venv}/bin/activate"
 python -m scorelib reproduce --profile "${1:-default}"

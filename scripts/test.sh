@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install (scripts/install.sh) and run the whole test suite.
+# Install (scripts/install.sh; its settings, e.g. VENV, apply here too) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-. .venv/bin/activate
+. "${VENV:-.venv}/bin/activate"
 python -m pytest "$@"
