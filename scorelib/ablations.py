@@ -65,7 +65,7 @@ RECIPE_KEYS = ("task", "model", "base_run", "stage1_run", "eval_split", "n_test"
                "lr", "temperature", "alpha", "beta1", "beta2", "gamma", "turn2_baseline", "lora_rank", "lora_alpha",
                "lora_targets", "micro_batch", "checkpoint_every", "select", "select_window", "n_select", "lr_warmup",
                "lr_schedule", "drop_flat_groups", "turn_budget", "steps", "beta_turn1", "max_new_tokens",
-               "batch_size", "n_boot", "temperatures")
+               "gen_batch_size", "n_boot", "temperatures")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def ablation(row: str, cfg, stage1_steps: int) -> Ablation:
     ref = reference(cfg)
     from_base = cfg.steps + stage1_steps if cfg.matched_budget else cfg.steps
     if row == "single_turn":
-        s = replace(ref, n_turns=1, reward_turn2=False, alpha=0.0, beta_turn2=0.0, steps=from_base)
+        s = replace(ref, objective="single_turn", steps=from_base)
         return Ablation(row, LABELS[row], "base", "reinforce", s)
     if row == "no_stage1":
         return Ablation(row, LABELS[row], "base", "reinforce", replace(ref, steps=from_base))
@@ -108,8 +108,10 @@ def ablation(row: str, cfg, stage1_steps: int) -> Ablation:
 
 def changes(ab: Ablation, ref: rl.RLSettings) -> dict:
     """What a row changes from the reference: {setting: (reference value, row value)}, plus where it starts and how
-    it trains where those differ from Stage II's (from Stage I, by REINFORCE)."""
-    a, b = asdict(ref), asdict(ab.settings)
+    it trains where those differ from Stage II's (from Stage I, by REINFORCE). Settings are compared as the trainer
+    applies them (``rl.applied``: each turn's reward and KL weight), so a row that changes the objective lists what
+    that changes turn by turn."""
+    a, b = rl.applied(ref), rl.applied(ab.settings)
     out = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     if ab.start != "stage1":
         out["start"] = ("stage1", ab.start)
@@ -127,10 +129,10 @@ def check_score_run(cfg, score_dir: Path) -> dict:
     """Notebook 30's run must have been made with this run's recipe (RECIPE_KEYS), in one round, on every seed this
     run trains: the rows differ from SCoRe in one thing each only if everything else is SCoRe's. Returns its config.
     Raises ConfigError naming what differs."""
-    from scorelib.config import ConfigError
+    from scorelib.config import ConfigError, saved_config
     from scorelib.results import read_json
 
-    theirs = read_json(Path(score_dir) / "config.json")
+    theirs = saved_config(read_json(Path(score_dir) / "config.json"), "30_score_stage2")
     ours = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     differs = {k: (theirs.get(k), ours[k]) for k in RECIPE_KEYS if theirs.get(k) != ours[k]}
     if differs:
@@ -158,7 +160,7 @@ def pool_problems(n_problems: int, s: rl.RLSettings, seed: int) -> list[int]:
     return sorted({int(i) for step in range(s.steps) for i in rl.step_problems(n_problems, s, seed, step)})
 
 
-def y1_pool(model, tokenizer, task, problems: list, s: rl.RLSettings, seed: int, batch_size: int = 512,
+def y1_pool(model, tokenizer, task, problems: list, s: rl.RLSettings, seed: int, gen_batch_size: int = 512,
             cache_dir: str | Path | None = None) -> dict[int, list[list[int]]]:
     """First attempts sampled once from ``model`` (the Stage I model): k per problem the run will draw, at the
     training temperature, as {problem index: [k token-id lists]}. Cached by the model's weights, the problems, the
@@ -171,7 +173,7 @@ def y1_pool(model, tokenizer, task, problems: list, s: rl.RLSettings, seed: int,
     def compute() -> dict:
         ro = rollout(model, tokenizer, [problems[i].problem for i in idx], [problems[i].answer for i in idx],
                      task.protocol, task.reward, n_turns=1, k=s.k, temperature=s.temperature,
-                     max_new_tokens=s.max_new_tokens, batch_size=batch_size, seed=seed * 100_003 + 99_991)
+                     max_new_tokens=s.max_new_tokens, batch_size=gen_batch_size, seed=seed * 100_003 + 99_991)
         return {i: [list(ro.attempt_ids[0][j * s.k + r]) for r in range(s.k)] for j, i in enumerate(idx)}
 
     if cache_dir is None:
@@ -197,7 +199,8 @@ def star_examples(tokenizer, protocol, problems: list, traces: list, stop_ids: l
 
 
 def star_stage2(policy, tokenizer, task, problems: list, s: rl.RLSettings, seed: int, rounds: int, epochs: float,
-                lr: float, batch_size: int, checkpoint_dir: str | Path, gen_batch: int = 512, progress: bool = False,
+                lr: float, star_batch_size: int, checkpoint_dir: str | Path, gen_batch_size: int = 512,
+                progress: bool = False,
                 score_fn=None) -> tuple[list[dict], int]:
     """STaR in place of REINFORCE in Stage II, trained in place on ``policy`` (the Stage I model).
 
@@ -226,14 +229,14 @@ def star_stage2(policy, tokenizer, task, problems: list, s: rl.RLSettings, seed:
     for r in range(rounds):
         block = [problems[i] for step in range(bounds[r], bounds[r + 1])
                  for i in rl.step_problems(len(problems), s, seed, step)]
-        key = digest(score.model_fingerprint(policy), asdict(s), seed, r, rounds, epochs, lr, batch_size)[:12]
+        key = digest(score.model_fingerprint(policy), asdict(s), seed, r, rounds, epochs, lr, star_batch_size)[:12]
         traces = collect_traces(policy, tokenizer, block, task.protocol, task.reward, k=s.k, temperature=s.temperature,
-                                max_new_tokens=s.max_new_tokens, batch_size=gen_batch, seed=seed * 1000 + r,
+                                max_new_tokens=s.max_new_tokens, batch_size=gen_batch_size, seed=seed * 1000 + r,
                                 progress=progress)
         examples, counts = star_examples(tokenizer, task.protocol, block, traces, stop)
-        steps = epoch_steps(len(examples), batch_size, epochs) if examples else 0
+        steps = epoch_steps(len(examples), star_batch_size, epochs) if examples else 0
         if examples:  # no correct second attempt at all: nothing to learn this round
-            train_masked_lm(policy, examples, steps, batch_size, lr, tokenizer.pad_token_id,
+            train_masked_lm(policy, examples, steps, star_batch_size, lr, tokenizer.pad_token_id,
                             warmup=max(1, steps // 10), seed=seed * 1000 + r, log_every=max(1, steps // 10),
                             progress=progress, desc="star", checkpoint_dir=Path(checkpoint_dir) / f"round{r + 1}-{key}")
         policy.eval()
@@ -270,23 +273,24 @@ def train_row(ab: Ablation, base, tokenizer, task, train: list, seed: int, run_d
         pool = None
         if ab.settings.turn1_source == "pool":
             s1 = score.start_policy(base, stage1_model, *lora, device=cfg.device, dtype=cfg.dtype)[0].eval()
-            pool = y1_pool(s1, tokenizer, task, train, ab.settings, rl_seed, cfg.batch_size, Path(run_dir) / "cache")
+            pool = y1_pool(s1, tokenizer, task, train, ab.settings, rl_seed, cfg.gen_batch_size,
+                           Path(run_dir) / "cache")
             del s1
         policy, log, best, best_reward = score.train_stage(
             base, tokenizer, task, train, ab.settings, rl_seed, run_dir, name, init_dir=init, lora=lora,
             select_window=cfg.select_window, tiny=tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
-            select_problems=select_problems, batch_size=cfg.batch_size, y1_pool=pool)
+            select_problems=select_problems, gen_batch_size=cfg.gen_batch_size, y1_pool=pool)
         return policy, log, score.selected_row(seed, log, best, best_reward, row=ab.row)
     policy, _ = score.start_policy(base, init, *lora, device=cfg.device, dtype=cfg.dtype)
     score_fn = None
     if select_problems is not None:
         def score_fn(model) -> float:
             e = score.evaluate_all(model, tokenizer, task, select_problems, [0.0], ab.settings.max_new_tokens,
-                                   cfg.batch_size, n_boot=10, seed=rl_seed, cache_dir=Path(run_dir) / "cache")[0.0]
+                                   cfg.gen_batch_size, n_boot=10, seed=rl_seed, cache_dir=Path(run_dir) / "cache")[0.0]
             return score.objective_reward(ab.settings, e.summary)
     info, kept, kept_score = star_stage2(policy, tokenizer, task, train, ab.settings, rl_seed, cfg.star_rounds,
                                          cfg.star_epochs, cfg.star_lr, cfg.star_batch_size,
-                                         Path(run_dir) / "checkpoints" / name, gen_batch=cfg.batch_size,
+                                         Path(run_dir) / "checkpoints" / name, gen_batch_size=cfg.gen_batch_size,
                                          progress=cfg.progress, score_fn=score_fn)
     save_model(policy, tokenizer, Path(run_dir) / "models" / name, tiny=tiny)
     return policy, info, dict(seed=seed, row=ab.row, checkpoint=f"round{kept}" if kept else "start",

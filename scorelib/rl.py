@@ -14,22 +14,18 @@ text says) and a per-token KL penalty against a frozen reference policy (the bas
 * **Reference**: a frozen copy (full fine-tuning) or, for a LoRA policy, ``ref=None``: the
   same model with its adapter disabled (no second copy in memory).
 
-The objectives (``objective()``; paper values alpha = 10, beta1 = 0.01, beta2 = 0.1):
+The objectives are one table, ``OBJECTIVES`` (paper values alpha = 10, beta1 = 0.01, beta2 = 0.1): for each,
+which turns are rewarded and which of ``RLSettings``' KL weights (beta1, beta2, beta_turn1) applies to each turn's
+tokens (``kl_weights``), and whether turn 2 (and 3) is shaped by alpha (``bonus``):
 
 * ``multi_turn`` (standard multi-turn RL, the collapse baseline): reward on both turns, beta1 on both.
 * ``stage1``: reward on turn 2 only; beta2 on turn-1 tokens keeps attempt 1 near the base; beta1 on turn 2.
-* ``stage2``: reward on both turns, beta1 on both, bonus alpha * (r2 - r1) added to the turn-2 reward.
-* ``single_turn``: one attempt, rewarded, beta1 (for the ablation table).
-
-Three attempts (the ICLR appendix's extension, notebook 45; ``n_turns = 3``, each turn t's tokens weighted by the
-RLOO advantage of its own reward, a KL weight per turn):
-
-* ``three_turn_stage1a``: Stage I of a three-turn rollout: reward on turn 2 only, beta2 on turn 1, beta1 on turns 2
-  and 3 (turn 3 gets no reward, only the default KL).
-* ``three_turn_stage1b``: reward on turn 3 only, beta2 on turns 1 and 2, beta1 on turn 3; run against a reference
-  that is the Stage 1(a) model (``score.train_stage``'s ``reference``), so the strong KL holds turns 1-2 near it.
-* ``three_turn_stage2``: every turn rewarded, beta1 on all; turn t >= 2's reward is r_t + alpha * (r_t - r_{t-1})
-  (``objectives.shaped_rewards``), turn 1's r_1.
+* ``stage2``: reward on both turns, bonus alpha * (r2 - r1) added to the turn-2 reward; beta_turn1 (None: beta1)
+  on turn 1, beta1 on turn 2.
+* ``single_turn``: one attempt, rewarded, beta_turn1 (None: beta1) (for the ablation table).
+* ``three_turn_stage1a``, ``three_turn_stage1b``, ``three_turn_stage2``: the ICLR appendix's three attempts
+  (notebook 45; ``scorelib.three_turn`` says how each reads the paper). Stage 1(b) runs against the Stage 1(a)
+  model as reference (``score.train_stage``'s ``reference``).
 
 Checkpoints (``checkpoint_dir``): every ``checkpoint_every`` steps the trainable weights,
 the optimizer state and the log are written (atomically) to ``step_NNNNNN/``; a run
@@ -59,53 +55,124 @@ from scorelib.rollout import cpu_token_budget, length_chunks, rollout
 
 @dataclass(frozen=True)
 class RLSettings:
-    """One RL run's objective and budget."""
+    """One RL run's objective and budget, under the notebooks' parameter names (``score.settings`` copies a config's
+    fields by name). Which turns the objective rewards and which KL weight each turn's tokens get is the objective's
+    to decide (``OBJECTIVES``, ``rewarded``, ``kl_weights``, ``bonus``), not a field."""
 
+    objective: str = "stage1"  # one of OBJECTIVES: the turns, their rewards and their KL weights
     steps: int = 100
     problems_per_step: int = 32
     k: int = 4  # samples per problem (RLOO group)
     lr: float = 1e-4
     temperature: float = 1.0  # the paper samples at T=1 during training
-    n_turns: int = 2  # 1: single-turn RL
-    reward_turn1: bool = False  # Stage I: False; multi-turn RL and Stage II: True
-    reward_turn2: bool = True
-    reward_turn3: bool = False  # three turns only (n_turns 3): turn 3 rewarded
-    alpha: float = 0.0  # Stage II reward shaping on turn 2 (and on turn 3 against turn 2, with three turns)
-    beta_turn1: float = 0.1  # KL weight on turn-1 tokens (beta2 in Stage I, beta1 otherwise)
-    beta_turn2: float = 0.01  # KL weight on turn-2 tokens (beta1)
-    beta_turn3: float = 0.01  # KL weight on turn-3 tokens (n_turns 3 only; beta1)
+    alpha: float = 10.0  # Stage II's reward-shaping bonus (objectives that shape: stage2, three_turn_stage2)
+    beta1: float = 0.01  # the KL weight of every turn the objective does not say otherwise for (paper: 0.01)
+    beta2: float = 0.1  # Stage I's strong KL weight on the turns it holds near the reference (paper: 0.1)
+    beta_turn1: float | None = None  # Stage II's KL weight on a rewarded turn 1 (None: beta1, the paper's)
     gamma: float = 0.0  # discount: turn-1 return = r1 + gamma * r2 (r2 unshaped; 0: each turn its own reward)
     turn2_baseline: str = "group"  # "group": RLOO on the shaped turn-2 rewards (paper); others: see advantages()
     max_new_tokens: int = 160
-    micro_batch: int | None = None  # rows per forward/backward (None: the whole batch)
+    micro_batch: int = 0  # rows per forward/backward (0: the whole batch)
     checkpoint_every: int = 0  # 0: only the final checkpoint (when a checkpoint_dir is given)
     # Departures the paper leaves open (each off by default; see runbook.md for what they did on validation):
     lr_warmup: int = 0  # steps of linear warm-up from 0 to lr
     lr_schedule: str = "constant"  # "constant" or "cosine" (to lr / 10 at the last step, after the warm-up)
     drop_flat_groups: bool = False  # leave out of the update the groups whose advantages are all 0 (no signal)
     turn_budget: str = "joint"  # "joint": one loss, one clip, one Adam; "per_turn": each turn its own clip and Adam
-    save_start: bool = False  # also checkpoint the starting policy (step 0), so selection can keep it
+    # how score.train_stage keeps a checkpoint: "train_reward" (the paper's) or "val_greedy" (greedy validation
+    # reward), for which the run also saves the starting policy (step_000000) so that selection can keep it
+    select: str = "train_reward"
     # "online": first attempts sampled from the current policy (the paper); "pool": taken from a fixed pool of
     # first attempts sampled once before training (rl_train's y1_pool; notebook 40's "w/o online turn-1 samples")
     turn1_source: str = "online"
 
+    @property
+    def n_turns(self) -> int:
+        """Attempts per rollout: the objective's (1, 2 or 3)."""
+        return len(OBJECTIVES[self.objective].rewarded)
 
-OBJECTIVES = ("multi_turn", "stage1", "stage2", "single_turn", "three_turn_stage1a", "three_turn_stage1b",
-              "three_turn_stage2")
+
+@dataclass(frozen=True)
+class Objective:
+    """What an objective does on each turn: whether the turn's tokens are rewarded, the name of the KL weight on
+    them (an RLSettings field), and whether rewards after turn 1 are shaped (r_t + alpha (r_t - r_{t-1}))."""
+
+    rewarded: tuple
+    kl: tuple
+    shaped: bool = False
+
+
+# The paper's objectives (paper values alpha = 10, beta1 = 0.01, beta2 = 0.1; notebook 20 shows this table):
+OBJECTIVES = {
+    # standard multi-turn RL (Eq. 2, the collapse baseline): both turns rewarded, beta1 on both
+    "multi_turn": Objective(rewarded=(True, True), kl=("beta1", "beta1")),
+    # Stage I (Eq. 3): turn 2 rewarded, turn 1 held near the reference by the strong beta2
+    "stage1": Objective(rewarded=(False, True), kl=("beta2", "beta1")),
+    # Stage II (Eq. 4): both turns rewarded, turn 2 shaped; beta_turn1 (None: beta1) on turn 1, beta1 on turn 2
+    "stage2": Objective(rewarded=(True, True), kl=("beta_turn1", "beta1"), shaped=True),
+    # one attempt, rewarded (notebook 40's "w/o multi-turn training")
+    "single_turn": Objective(rewarded=(True,), kl=("beta_turn1",)),
+    # the ICLR appendix's three attempts (notebook 45): Stage 1(a) trains turn 2 with turn 1 held
+    "three_turn_stage1a": Objective(rewarded=(False, True, False), kl=("beta2", "beta1", "beta1")),
+    # Stage 1(b): turn 3 rewarded, turns 1 and 2 held (against the 1(a) model: score.train_stage's reference)
+    "three_turn_stage1b": Objective(rewarded=(False, False, True), kl=("beta2", "beta2", "beta1")),
+    # Stage 2: every turn rewarded, turn t >= 2 shaped against turn t - 1 (objectives.shaped_rewards)
+    "three_turn_stage2": Objective(rewarded=(True, True, True), kl=("beta_turn1", "beta1", "beta1"), shaped=True),
+}
 LR_SCHEDULES = ("constant", "cosine")
 TURN_BUDGETS = ("joint", "per_turn")
 TURN2_BASELINES = ("group", "first_attempt", "difference")
 TURN1_SOURCES = ("online", "pool")
+SELECT_RULES = ("train_reward", "val_greedy")
+
+
+def objective(name: str, **settings) -> RLSettings:
+    """The settings of one of the paper's objectives (OBJECTIVES); ``settings`` sets the other RLSettings fields
+    (steps, lr, k, alpha, beta1, ...)."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
+    return RLSettings(objective=name, **settings)
+
+
+def rewarded(s: RLSettings) -> tuple:
+    """Per turn: whether the objective rewards that turn's tokens."""
+    return OBJECTIVES[s.objective].rewarded
+
+
+def kl_weights(s: RLSettings) -> tuple:
+    """Per turn: the KL weight on that turn's tokens, as the objective assigns beta1, beta2 and beta_turn1 (None:
+    beta1) to turns. Stage I: (beta2, beta1); Stage II: (beta_turn1, beta1); multi-turn RL: (beta1, beta1)."""
+    value = dict(beta1=s.beta1, beta2=s.beta2, beta_turn1=s.beta1 if s.beta_turn1 is None else s.beta_turn1)
+    return tuple(value[name] for name in OBJECTIVES[s.objective].kl)
+
+
+def bonus(s: RLSettings) -> float:
+    """The shaping bonus alpha as the objective applies it: s.alpha where it shapes (Stage II), else 0."""
+    return s.alpha if OBJECTIVES[s.objective].shaped else 0.0
+
+
+_BUDGET = ("steps", "problems_per_step", "k", "lr", "temperature")
+_RESOLVED = ("objective", "alpha", "beta1", "beta2", "beta_turn1")
+
+
+def applied(s: RLSettings) -> dict:
+    """The settings as the trainer applies them, the objective resolved into turns: the budget, n_turns, each of
+    three turns' reward (reward_turn<t>) and KL weight (beta_turn<t>; 0 past n_turns), the bonus alpha as applied,
+    then the options. What notebook 45's stage table and notebook 40's list of changes show."""
+    d = asdict(s)
+    rew, kl = rewarded(s), kl_weights(s)
+    return {**{k: d[k] for k in _BUDGET}, "n_turns": s.n_turns,
+            **{f"reward_turn{t + 1}": t < len(rew) and rew[t] for t in range(3)}, "alpha": bonus(s),
+            **{f"beta_turn{t + 1}": kl[t] if t < len(kl) else 0.0 for t in range(3)},
+            **{k: v for k, v in d.items() if k not in _BUDGET + _RESOLVED}}
 
 
 def check_settings(s: RLSettings) -> None:
     """ValueError for settings the trainer cannot run."""
+    if s.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {s.objective!r}; valid: {list(OBJECTIVES)}")
     if s.k < 2:
         raise ValueError("RLOO needs k >= 2 samples per problem")
-    if s.n_turns not in (1, 2, 3):  # advantages(), the KL weights and the log know one, two or three turns
-        raise ValueError(f"n_turns must be 1, 2 or 3, got {s.n_turns}")
-    if s.reward_turn3 and s.n_turns != 3:
-        raise ValueError(f"reward_turn3 rewards a third attempt: it needs n_turns 3, got {s.n_turns}")
     if s.n_turns == 3:  # what is defined for two turns only
         if s.gamma != 0:
             raise ValueError(f"gamma (discounting turn 2's reward into turn 1) is defined for two turns: with "
@@ -116,14 +183,12 @@ def check_settings(s: RLSettings) -> None:
         if s.turn1_source != "online":
             raise ValueError("turn1_source 'pool' (notebook 40's fixed first attempts) is defined for two turns: "
                              "with n_turns 3 it must be 'online'")
-    if s.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
-    if s.turn_budget not in TURN_BUDGETS:
-        raise ValueError(f"turn_budget must be one of {TURN_BUDGETS}, got {s.turn_budget!r}")
+    for name, valid in (("lr_schedule", LR_SCHEDULES), ("turn_budget", TURN_BUDGETS),
+                        ("turn1_source", TURN1_SOURCES), ("select", SELECT_RULES)):
+        if getattr(s, name) not in valid:
+            raise ValueError(f"{name} must be one of {valid}, got {getattr(s, name)!r}")
     if s.lr_warmup < 0 or (s.lr_warmup and s.lr_warmup >= s.steps):
         raise ValueError(f"lr_warmup must be in [0, steps), got {s.lr_warmup} for {s.steps} steps")
-    if s.turn1_source not in TURN1_SOURCES:
-        raise ValueError(f"turn1_source must be one of {TURN1_SOURCES}, got {s.turn1_source!r}")
     if s.turn1_source == "pool" and s.n_turns < 2:
         raise ValueError("turn1_source 'pool' fixes the first of several attempts: it needs n_turns >= 2")
 
@@ -178,59 +243,39 @@ def signal_rows(advantages: list[torch.Tensor], k: int) -> torch.Tensor:
     return nonzero.repeat_interleave(k)
 
 
-def objective(name: str, alpha: float = 10.0, beta1: float = 0.01, beta2: float = 0.1, **budget) -> RLSettings:
-    """The settings of one of the paper's objectives; ``budget`` sets steps, lr, k, ... (RLSettings fields)."""
-    presets = {
-        "multi_turn": dict(reward_turn1=True, reward_turn2=True, alpha=0.0, beta_turn1=beta1, beta_turn2=beta1),
-        "stage1": dict(reward_turn1=False, reward_turn2=True, alpha=0.0, beta_turn1=beta2, beta_turn2=beta1),
-        "stage2": dict(reward_turn1=True, reward_turn2=True, alpha=alpha, beta_turn1=beta1, beta_turn2=beta1),
-        "single_turn": dict(n_turns=1, reward_turn1=True, reward_turn2=False, alpha=0.0, beta_turn1=beta1,
-                            beta_turn2=0.0),
-        "three_turn_stage1a": dict(n_turns=3, reward_turn1=False, reward_turn2=True, reward_turn3=False, alpha=0.0,
-                                   beta_turn1=beta2, beta_turn2=beta1, beta_turn3=beta1),
-        "three_turn_stage1b": dict(n_turns=3, reward_turn1=False, reward_turn2=False, reward_turn3=True, alpha=0.0,
-                                   beta_turn1=beta2, beta_turn2=beta2, beta_turn3=beta1),
-        "three_turn_stage2": dict(n_turns=3, reward_turn1=True, reward_turn2=True, reward_turn3=True, alpha=alpha,
-                                  beta_turn1=beta1, beta_turn2=beta1, beta_turn3=beta1),
-    }
-    if name not in presets:
-        raise ValueError(f"unknown objective {name!r}; valid: {list(OBJECTIVES)}")
-    return replace(RLSettings(**budget), **presets[name])
-
-
 def advantages(rewards: np.ndarray, s: RLSettings) -> tuple[list[torch.Tensor], dict]:
     """Per-turn RLOO advantages from (N, T) binary rewards (rows grouped by problem, k per group),
     and the rewards as used (turn-2 shaped) for logging."""
     r = torch.as_tensor(rewards, dtype=torch.float32)
-    k = s.k
+    k, alpha, rew = s.k, bonus(s), rewarded(s)
     r1 = r[:, 0]
     if s.n_turns == 1:
-        a1 = rloo_advantages(r1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
+        a1 = rloo_advantages(r1.view(-1, k)).view(-1) if rew[0] else torch.zeros_like(r1)
         return [a1], dict(reward=float(r1.mean()), shaped_reward=float(r1.mean()))
     if s.n_turns == 3:
         return _advantages_three(r, s)
-    r2 = shaped_turn2_reward(r1, r[:, 1], s.alpha)
+    r2 = shaped_turn2_reward(r1, r[:, 1], alpha)
     # Discounting adds the *unshaped* turn-2 reward: a shaped one would put a negative weight (1 - gamma*alpha)
     # on a right first attempt. Turn 1 gets no return at all where it is not rewarded (Stage I).
-    g1 = r1 + s.gamma * r[:, 1] if s.reward_turn1 else torch.zeros_like(r1)
-    a1 = rloo_advantages(g1.view(-1, k)).view(-1) if s.reward_turn1 else torch.zeros_like(r1)
+    g1 = r1 + s.gamma * r[:, 1] if rew[0] else torch.zeros_like(r1)
+    a1 = rloo_advantages(g1.view(-1, k)).view(-1) if rew[0] else torch.zeros_like(r1)
     if s.turn2_baseline == "first_attempt":
         # The bonus's -alpha * r1 term is fixed once y1 is written, so it adds no expected gradient to turn 2's tokens;
         # a baseline may depend on y1, and subtracting that term leaves (1 + alpha) x RLOO(r2). Same expected
         # gradient; whether the variance is lower depends on how r2 correlates with r1 (hence a sweep, not a default).
-        a2 = (1 + s.alpha) * rloo_advantages(r[:, 1].view(-1, k)).view(-1)
+        a2 = (1 + alpha) * rloo_advantages(r[:, 1].view(-1, k)).view(-1)
     elif s.turn2_baseline == "difference":
         # Any function of y1 is a valid baseline for turn 2's tokens (y1 is written before y2 is sampled): subtracting
         # (1 + alpha) * r1 leaves (1 + alpha)(r2 - r1), RLOO-centred. A copy of y1 then scores exactly 0 and a re-solve
         # +-(1 + alpha) by what it changed, so the advantage no longer carries y1's correctness, which the group
         # baseline leaves in turn 2 whenever the group's first attempts differ. Same expected gradient (tested).
-        a2 = (1 + s.alpha) * rloo_advantages((r[:, 1] - r1).view(-1, k)).view(-1)
+        a2 = (1 + alpha) * rloo_advantages((r[:, 1] - r1).view(-1, k)).view(-1)
     elif s.turn2_baseline == "group":
         a2 = rloo_advantages(r2.view(-1, k)).view(-1)
     else:
         raise ValueError(f"turn2_baseline must be one of {TURN2_BASELINES}, got {s.turn2_baseline!r}")
-    a2 = a2 if s.reward_turn2 else torch.zeros_like(r2)
-    used = (r1 if s.reward_turn1 else 0.0) + (r[:, 1] if s.reward_turn2 else 0.0)
+    a2 = a2 if rew[1] else torch.zeros_like(r2)
+    used = (r1 if rew[0] else 0.0) + (r[:, 1] if rew[1] else 0.0)
     return [a1, a2], dict(reward=float(torch.as_tensor(used).mean()), shaped_reward=float(r2.mean()))
 
 
@@ -238,12 +283,12 @@ def _advantages_three(r: torch.Tensor, s: RLSettings) -> tuple[list[torch.Tensor
     """Three turns: each rewarded turn's RLOO advantage of its own shaped reward (turn 1: r1; turn t >= 2:
     r_t + alpha * (r_t - r_{t-1}), ``objectives.shaped_rewards``), 0 for a turn not rewarded. Logs the unshaped
     reward of the rewarded turns (summed; what checkpoint selection by training reward reads) and the shaped one."""
-    shaped = shaped_rewards(r, s.alpha)
-    rewarded = (s.reward_turn1, s.reward_turn2, s.reward_turn3)
-    adv = [rloo_advantages(shaped[:, t].reshape(-1, s.k)).reshape(-1) if rewarded[t] else torch.zeros(r.shape[0])
+    shaped = shaped_rewards(r, bonus(s))
+    rew = rewarded(s)
+    adv = [rloo_advantages(shaped[:, t].reshape(-1, s.k)).reshape(-1) if rew[t] else torch.zeros(r.shape[0])
            for t in range(3)]
-    used = sum((r[:, t] for t in range(3) if rewarded[t]), torch.zeros(r.shape[0]))
-    got = sum((shaped[:, t] for t in range(3) if rewarded[t]), torch.zeros(r.shape[0]))
+    used = sum((r[:, t] for t in range(3) if rew[t]), torch.zeros(r.shape[0]))
+    got = sum((shaped[:, t] for t in range(3) if rew[t]), torch.zeros(r.shape[0]))
     return adv, dict(reward=float(used.mean()), shaped_reward=float(got.mean()),
                      shaped_t2=float(shaped[:, 1].mean()), shaped_t3=float(shaped[:, 2].mean()))
 
@@ -577,7 +622,7 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
                              "another run_name, or delete that folder to start afresh")
         with distributed.full_params(policy, writeback=True):
             start, log = load_checkpoint(done[-1], policy, opt)
-    elif checkpoint_dir is not None and s.save_start:
+    elif checkpoint_dir is not None and s.select == "val_greedy":  # the start is a candidate
         _save_on_main(Path(checkpoint_dir) / "step_000000", policy, opt, 0, [], run)
     for step in tqdm(range(start, s.steps), desc="rl", disable=not progress or not distributed.is_main(),
                      leave=False, initial=start, total=s.steps):
@@ -601,7 +646,7 @@ def rl_train(policy, ref, tokenizer, protocol: Protocol, problems: list, s: RLSe
         if bool(keep.any()):
             upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
                                 [m[keep] for m in masks], [a[keep] for a in adv], betas,
-                                micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
+                                micro_batch=micro_batch or s.micro_batch or None, temperature=s.temperature)
         else:  # no group has any signal: nothing to learn this step
             upd = dict(loss=0.0, grad_norm=0.0, **{f"kl_t{t + 1}": float("nan") for t in range(s.n_turns)})
         rew.update(lr=lr, signal_groups=100 * float(signal.float().mean()))
@@ -629,7 +674,7 @@ def _update_inputs(ro, s: RLSettings, opt, step: int):
     the rows of groups with signal and the rows to train on, and the step's learning rate (set in ``opt``)."""
     adv, rew = advantages(ro.rewards, s)
     masks = [ro.attempt_mask(t + 1).float() for t in range(s.n_turns)]
-    betas = [s.beta_turn1, s.beta_turn2, s.beta_turn3][: s.n_turns]
+    betas = list(kl_weights(s))
     signal = signal_rows(adv, s.k)
     keep = signal if s.drop_flat_groups else torch.ones_like(signal)
     lr = lr_at(s, step)
@@ -664,7 +709,7 @@ def _distributed_step(policy, ref, opt, tokenizer, protocol: Protocol, batch: li
     if distributed.any_across(bool(keep.any())):
         upd = policy_update(policy, ref, opt, ro.input_ids[keep], ro.attention_mask[keep],
                             [m[keep] for m in masks], [a[keep] for a in adv], betas,
-                            micro_batch=micro_batch or s.micro_batch, temperature=s.temperature)
+                            micro_batch=micro_batch or s.micro_batch or None, temperature=s.temperature)
     else:  # no group anywhere has any signal: nothing to learn this step
         upd = dict(loss=0.0, grad_norm=0.0, **{f"kl_t{t + 1}": float("nan") for t in range(s.n_turns)})
     if s.n_turns >= 2:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -27,27 +27,19 @@ from scorelib.results import cached, write_json
 
 
 def settings(objective: str, cfg, steps: int | None = None) -> rl.RLSettings:
-    """The RL settings of one objective ('multi_turn', 'stage1', 'stage2', 'single_turn') from a notebook's config.
-    Stage II's turn-1 KL weight is cfg.beta_turn1 where the config has one; select val_greedy also checkpoints the
-    starting policy, so that selection can keep it."""
-    s = rl.objective(objective, alpha=cfg.alpha, beta1=cfg.beta1, beta2=cfg.beta2,
-                     steps=cfg.steps if steps is None else steps, problems_per_step=cfg.problems_per_step, k=cfg.k,
-                     lr=cfg.lr, temperature=cfg.temperature, gamma=cfg.gamma, max_new_tokens=cfg.max_new_tokens,
-                     micro_batch=cfg.micro_batch or None, checkpoint_every=cfg.checkpoint_every,
-                     turn2_baseline=cfg.turn2_baseline, lr_warmup=min(cfg.lr_warmup, max(0, (steps or cfg.steps) - 1)),
-                     lr_schedule=cfg.lr_schedule, drop_flat_groups=cfg.drop_flat_groups, turn_budget=cfg.turn_budget,
-                     save_start=cfg.select == "val_greedy")
-    if objective in ("stage2", "three_turn_stage2") and hasattr(cfg, "beta_turn1"):
-        s = replace(s, beta_turn1=cfg.beta_turn1)
-    return s
+    """The RL settings of one objective (``rl.OBJECTIVES``) from a notebook's config: every ``rl.RLSettings``
+    field the config has, by the same name (notebook 20's has no beta_turn1: Stage II's turn 1 then takes beta1).
+    ``steps`` replaces cfg.steps (an interleaved Stage I round), the warm-up clipped to fit."""
+    values = {f.name: getattr(cfg, f.name) for f in fields(rl.RLSettings) if hasattr(cfg, f.name)}
+    if steps is not None:
+        values.update(steps=steps, lr_warmup=min(cfg.lr_warmup, max(0, steps - 1)))
+    return rl.objective(objective, **values)
 
 
 def objective_reward(s: rl.RLSettings, summary: dict) -> float:
     """The unshaped reward an objective trains for, read off an evaluation summary (percent): turn 1, turn 2
     and/or turn 3 accuracy, as its settings reward them."""
-    return ((summary["acc_t1"] if s.reward_turn1 else 0.0)
-            + (summary.get("acc_t2", 0.0) if s.n_turns > 1 and s.reward_turn2 else 0.0)
-            + (summary.get("acc_t3", 0.0) if s.n_turns > 2 and s.reward_turn3 else 0.0))
+    return sum(summary.get(f"acc_t{t + 1}", 0.0) for t, r in enumerate(rl.rewarded(s)) if r)
 
 
 SWEEP_COLUMNS = ("acc_t1", "acc_t2", "delta", "delta_lo", "delta_hi", "delta_i2c", "delta_c2i", "fix_own",
@@ -92,7 +84,7 @@ def run_sweep(objective: str, cfg, base, tokenizer, task, run, init_dir, rl_seed
     val = sweep_problems(task, cfg)
 
     def judge(model) -> dict:
-        return evaluate_all(model, tokenizer, task, val, [t], cfg.max_new_tokens, cfg.batch_size, cfg.n_boot,
+        return evaluate_all(model, tokenizer, task, val, [t], cfg.max_new_tokens, cfg.gen_batch_size, cfg.n_boot,
                             s0, cache_dir=run.dir / "cache")[t].summary
 
     rows = []
@@ -142,11 +134,11 @@ def selection_problems(task, cfg) -> list | None:
 def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, seed: int, run_dir: Path, name: str,
                 init_dir=None, lora=(0, 16.0, ("q_proj", "v_proj")), select_window: int = 10, tiny: bool = False,
                 device="auto", dtype="auto", progress: bool = False, select_problems: list | None = None,
-                batch_size: int = 512, y1_pool: dict | None = None, reference=None):
+                gen_batch_size: int = 512, y1_pool: dict | None = None, reference=None):
     """One RL run: checkpoints under run_dir/checkpoints/<name>/ (a killed run resumes there), the selected
     checkpoint loaded and saved as run_dir/models/<name>/. Selection: the best training reward (the paper's rule),
     or with ``select_problems`` (validation problems) the best greedy reward of the objective on them
-    (``objective_reward``; the starting policy is a candidate when the run saved it, see ``settings``); each
+    (``objective_reward``; the starting policy is a candidate when settings.select is val_greedy); each
     candidate's score is written to the checkpoint folder's selection.json. ``y1_pool``: fixed first attempts
     (settings.turn1_source "pool"; rl.rl_train), part of the run's identity by their digest. ``reference``: a
     model to be the frozen KL reference instead of the base (the three-turn Stage 1(b): the Stage 1(a) model; also
@@ -172,9 +164,9 @@ def train_stage(base, tokenizer, task, train: list, settings: rl.RLSettings, see
         def greedy_reward(model) -> float:
             if settings.n_turns == 3:
                 e = evaluate_attempts_all(model, tokenizer, task, select_problems, 3, [0.0], settings.max_new_tokens,
-                                          batch_size, n_boot=10, seed=seed, cache_dir=Path(run_dir) / "cache")[0.0]
+                                          gen_batch_size, n_boot=10, seed=seed, cache_dir=Path(run_dir) / "cache")[0.0]
                 return objective_reward(settings, e.summary)
-            e = evaluate_all(model, tokenizer, task, select_problems, [0.0], settings.max_new_tokens, batch_size,
+            e = evaluate_all(model, tokenizer, task, select_problems, [0.0], settings.max_new_tokens, gen_batch_size,
                              n_boot=10, seed=seed, cache_dir=Path(run_dir) / "cache")[0.0]
             return objective_reward(settings, e.summary)
 

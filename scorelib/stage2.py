@@ -14,11 +14,12 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from scorelib import plots, score
+from scorelib import score, stage1
 from scorelib.config import ConfigError
-from scorelib.models import is_tiny, load_model
+from scorelib.models import load_model
 from scorelib.protocol import describe as describe_protocol
 from scorelib.results import Run, require_run, resolve_model, run_dir
+from scorelib.stage1 import SeedRun, evaluate, stage1_model
 from scorelib.tasks import load_task
 
 NOTEBOOK = "30_score_stage2"
@@ -29,41 +30,16 @@ SWEEP_REFERENCES = ("Stage I", "default")  # the sweep table's first rows: where
 SWEEP_TITLE = "Stage II sweep: Δ(t1, t2) of each variant (first seed, validation split)"
 
 
-def stage1_model(stage1_dir: str | Path, seed: int) -> Path:
-    """Notebook 20's selected Stage I model of one seed: Stage II's starting point."""
-    return Path(stage1_dir) / "models" / f"seed{seed}" / "stage1"
-
-
 def model_name(seed: int, round_: int = 1, stage: str = "stage2") -> str:
     """This notebook's name of one seed's run in one round and stage: its checkpoints/<name>/ and models/<name>/."""
     return f"seed{seed}/round{round_}_{stage}"
 
 
 @dataclass
-class Setup:
-    """What every step of notebook 30 needs: its config, run folder, task, base model and notebook 20's run."""
+class Setup(stage1.Setup):
+    """What every step of notebook 30 needs: notebook 20's (``stage1.Setup``) and notebook 20's run."""
 
-    cfg: object  # config.Stage2Config
-    run: Run
-    task: object
-    base: object
-    tokenizer: object
-    model_ref: str
-    stage1_dir: Path
-    held_out: list
-    select_on: list | None  # validation problems behind checkpoint selection (None: by training reward)
-
-    @property
-    def tiny(self) -> bool:
-        return is_tiny(self.model_ref)
-
-    @property
-    def lora(self) -> tuple:
-        return (self.cfg.lora_rank, self.cfg.lora_alpha, self.cfg.lora_targets)
-
-    @property
-    def protocol(self) -> str:
-        return describe_protocol(self.cfg.eval_split, self.cfg.seeds)
+    stage1_dir: Path  # notebook 20's run: the Stage I models Stage II starts from
 
     def settings(self, stage: str = "stage2"):
         """The RL settings of Stage II ('stage2') or of an interleaved round's Stage I ('stage1')."""
@@ -89,8 +65,8 @@ def setup(cfg) -> Setup:
     task = load_task(cfg.task, cfg.data_path, cfg.train_path)
     run = Run.start(NOTEBOOK, cfg)
     base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
-    return Setup(cfg, run, task, base, tokenizer, model_ref, stage1_dir,
-                 task.eval_problems(cfg.eval_split, cfg.n_test), score.selection_problems(task, cfg))
+    return Setup(cfg, run, task, base, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test),
+                 score.selection_problems(task, cfg), stage1_dir)
 
 
 def train_seed(su: Setup, seed: int):
@@ -114,26 +90,6 @@ def train_seed(su: Setup, seed: int):
     return out
 
 
-@dataclass
-class SeedRun:
-    """One seed's Stage II: its last training log, its evaluations (temperature -> TwoTurnEval) and the
-    selected-checkpoints line."""
-
-    seed: int
-    log: list
-    evals: dict
-    selected: dict
-
-
-def evaluate(su: Setup, policy, seed: int) -> dict:
-    """temperature -> TwoTurnEval of a policy on the held-out problems at every evaluation temperature, kept under
-    the run's cache/ by their inputs (a rerun after a kill reuses them)."""
-    cfg = su.cfg
-    return score.evaluate_all(policy, su.tokenizer, su.task, su.held_out, seed=seed, progress=cfg.progress,
-                              temperatures=cfg.temperatures, max_new_tokens=cfg.max_new_tokens,
-                              batch_size=cfg.batch_size, n_boot=cfg.n_boot, cache_dir=su.run.dir / "cache")
-
-
 def run_seed(su: Setup, seed: int) -> SeedRun:
     """Train one seed's Stage II (``train_seed``), evaluate the selected model (``evaluate``), then let it go."""
     policy, log, best, best_reward = train_seed(su, seed)
@@ -152,7 +108,7 @@ def curves(runs: list[SeedRun], rounds: int) -> pd.DataFrame:
 
 def pooled(su: Setup, runs: list[SeedRun], temperature: float) -> dict:
     """SCoRe's row at one temperature: metrics pooled over seeds with 95% CIs (``score.pooled``)."""
-    return score.pooled([r.evals for r in runs], temperature, su.cfg.n_boot, su.cfg.seed)
+    return score.pooled([r.evals for r in runs], temperature, su.cfg.n_boot, su.cfg.eval_seed)
 
 
 class Table2(NamedTuple):
@@ -190,16 +146,12 @@ def sweep(su: Setup, first: SeedRun) -> list[dict]:
                            su.tiny, references)
 
 
-def sweep_protocol(su: Setup) -> str:
-    """What the sweep is judged on: the first seed on the validation split."""
-    return describe_protocol("val", (su.cfg.seeds[0],))
+sweep_protocol = stage1.sweep_protocol  # the first seed on the validation split, as notebook 20's sweep
 
 
 def write_sweep(su: Setup, rows: list[dict]) -> pd.DataFrame:
     """Write the sweep table (tables/sweep, rounded) and its figure (figures/sweep_deltas); returns the table."""
-    table = pd.DataFrame(rows).set_index("variant")
-    su.run.figure("sweep_deltas", plots.sweep_deltas(table.reset_index(), SWEEP_TITLE))
-    return su.run.table("sweep", table.round({c: 2 for c in score.SWEEP_COLUMNS}))
+    return stage1.write_sweep(su, rows, SWEEP_TITLE)
 
 
 def summary(su: Setup, table2: Table2, runs: list[SeedRun], sweep_rows: list[dict]) -> dict:

@@ -53,9 +53,15 @@ def stage_settings(cfg) -> dict[str, rl.RLSettings]:
 def settings_table(settings: dict[str, rl.RLSettings]) -> pd.DataFrame:
     """What each stage trains: rewards, KL weights and budget, one column per stage."""
     labels = {key: label for key, label, _ in STAGES}
-    df = pd.DataFrame({labels[k]: {f: getattr(s, f) for f in SETTING_KEYS} for k, s in settings.items()})
+    df = pd.DataFrame({labels[k]: {f: rl.applied(s)[f] for f in SETTING_KEYS} for k, s in settings.items()})
     df.index.name = "setting"
     return df
+
+
+def settings_record(settings: dict[str, rl.RLSettings]) -> dict[str, dict]:
+    """Stage label -> its settings as the trainer applies them (``rl.applied``), for metrics.json."""
+    labels = {key: label for key, label, _ in STAGES}
+    return {labels[k]: rl.applied(s) for k, s in settings.items()}
 
 
 def stage_seed(seed: int, index: int) -> int:
@@ -75,7 +81,8 @@ def train_stages(base, tokenizer, task, train: list, settings: dict[str, rl.RLSe
         policy, log, best, best_reward = score.train_stage(
             base, tokenizer, task, train, settings[key], stage_seed(seed, i), run_dir, f"seed{seed}/{key}",
             init_dir=init, lora=lora, select_window=cfg.select_window, tiny=tiny, device=cfg.device, dtype=cfg.dtype,
-            progress=cfg.progress, select_problems=select_on, batch_size=cfg.batch_size, reference=reference)
+            progress=cfg.progress, select_problems=select_on, gen_batch_size=cfg.gen_batch_size,
+            reference=reference)
         evals = score.evaluate_attempts_all(policy, tokenizer, task, held_out, seed=seed, **ev)
         out[key] = dict(log=log, eval=evals, selected=score.selected_row(seed, log, best, best_reward, stage=label))
         init = Path(run_dir) / "models" / f"seed{seed}" / key

@@ -105,6 +105,18 @@ def test_score_run_must_share_the_recipe(tmp_path):
     assert ablations.check_score_run(dataclasses.replace(cfg, seeds=(1,)), tmp_path / "seeds")["seeds"] == [0, 1]
 
 
+def test_score_run_written_with_the_old_parameter_names_is_read(tmp_path):
+    # the reporting run's config.json (commit 14439f3) has seed and batch_size, not eval_seed and gen_batch_size
+    new = config.to_dict(config.Stage2Config())
+    old = {("seed" if k == "eval_seed" else "batch_size" if k == "gen_batch_size" else k): v for k, v in new.items()}
+    assert "batch_size" in old and "gen_batch_size" not in old
+    _write(tmp_path / "old", old)
+    assert ablations.check_score_run(config.AblationConfig(), tmp_path / "old")["gen_batch_size"] == 512
+    _write(tmp_path / "old64", {**old, "batch_size": 64})
+    with pytest.raises(config.ConfigError, match=r"'gen_batch_size': \(64, 512\)"):
+        ablations.check_score_run(config.AblationConfig(), tmp_path / "old64")
+
+
 # ----------------------------------------------------------------------------- the turn-1 pool
 def test_new_trainer_option_defaults_to_online_and_is_checked():
     assert rl.RLSettings().turn1_source == "online"
@@ -112,8 +124,8 @@ def test_new_trainer_option_defaults_to_online_and_is_checked():
         rl.check_settings(rl.RLSettings(turn1_source="offline"))
     with pytest.raises(ValueError, match="needs n_turns >= 2"):
         rl.check_settings(rl.objective("single_turn", turn1_source="pool"))
-    with pytest.raises(ValueError, match="n_turns must be 1, 2 or 3, got 4"):  # three turns: tests/test_three_turn.py
-        rl.check_settings(rl.RLSettings(n_turns=4))
+    with pytest.raises(ValueError, match="unknown objective 'four_turns'"):  # three turns: tests/test_three_turn.py
+        rl.check_settings(rl.RLSettings(objective="four_turns"))
 
 
 def test_step_problems_are_the_trainers_draws():
@@ -141,7 +153,7 @@ def test_rl_train_takes_first_attempts_from_the_pool(tiny, monkeypatch):
     s = dataclasses.replace(score.settings("stage2", dataclasses.replace(
         config.Stage2Config(), steps=2, problems_per_step=2, k=2, max_new_tokens=6, checkpoint_every=0)),
         turn1_source="pool")
-    pool = ablations.y1_pool(base, tok, task, train, s, 3, batch_size=8)
+    pool = ablations.y1_pool(base, tok, task, train, s, 3, gen_batch_size=8)
     assert sorted(pool) == ablations.pool_problems(6, s, 3) and all(len(v) == 2 for v in pool.values())
     seen = []
     real = rl.rollout
@@ -189,7 +201,7 @@ def test_star_stage2_spends_stage2s_budget_resumes_and_selects(tiny, tmp_path):
     policy, _ = score.start_policy(base, None, 0, 16.0, ("q_proj",))
     start = [p.detach().clone() for p in policy.parameters()]
     info, kept, value = ablations.star_stage2(policy, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2,
-                                              batch_size=4, checkpoint_dir=tmp_path / "a", gen_batch=16)
+                                              star_batch_size=4, checkpoint_dir=tmp_path / "a", gen_batch_size=16)
     assert kept == 2 and np.isnan(value)  # no selection: the last round
     assert sum(r["sampled"] for r in info) == ablations.sampled_rows(s) == 16
     assert [(r["steps_from"], r["steps_to"]) for r in info] == [(0, 2), (2, 4)]
@@ -198,19 +210,19 @@ def test_star_stage2_spends_stage2s_budget_resumes_and_selects(tiny, tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(start, trained))
     # rerun from the same checkpoints: the same model, without training again
     again, _ = score.start_policy(base, None, 0, 16.0, ("q_proj",))
-    ablations.star_stage2(again, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2, batch_size=4,
-                          checkpoint_dir=tmp_path / "a", gen_batch=16)
+    ablations.star_stage2(again, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2, star_batch_size=4,
+                          checkpoint_dir=tmp_path / "a", gen_batch_size=16)
     assert all(torch.equal(a, b) for a, b in zip(again.parameters(), trained))
     # selection: a score that only falls keeps the start (its weights are put back)
     falling = iter([3.0, 2.0, 1.0])
     third, _ = score.start_policy(base, None, 0, 16.0, ("q_proj",))
     info, kept, value = ablations.star_stage2(third, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2,
-                                              batch_size=4, checkpoint_dir=tmp_path / "b", gen_batch=16,
+                                              star_batch_size=4, checkpoint_dir=tmp_path / "b", gen_batch_size=16,
                                               score_fn=lambda m: next(falling))
     assert kept == 0 and value == 3.0 and [r["selection_score"] for r in info] == [2.0, 1.0]
     assert all(torch.equal(a, b) for a, b in zip(third.parameters(), start))
     with pytest.raises(ValueError, match="rounds must be in"):
-        ablations.star_stage2(third, tok, task, train, s, 1, rounds=5, epochs=1.0, lr=1e-2, batch_size=4,
+        ablations.star_stage2(third, tok, task, train, s, 1, rounds=5, epochs=1.0, lr=1e-2, star_batch_size=4,
                               checkpoint_dir=tmp_path / "c")
 
 

@@ -179,7 +179,7 @@ def test_rl_train_with_lora_reference_changes_only_the_adapter(qwen_dir, problem
     lm = apply_lora(base, rank=4, alpha=8)
     lora_before = {n: p.detach().clone() for n, p in lm.named_parameters() if p.requires_grad}
     rewards = iter([1.0, 0.0, 0.0, 1.0] * 100)  # varied rewards so the RLOO advantages are non-zero
-    s = RLSettings(steps=2, problems_per_step=2, k=2, lr=1e-2, reward_turn1=True, max_new_tokens=4)
+    s = RLSettings(objective="multi_turn", steps=2, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=4)
     log = rl_train(lm, None, tok, prompts.MATH, problems, s, progress=False,
                    reward_fn=lambda response, gold: next(rewards))
     assert len(log) == 2 and {"kl_t1", "kl_t2", "sample_s", "train_s"} <= set(log[0])

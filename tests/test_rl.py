@@ -21,17 +21,41 @@ from scorelib.tasks import toy
 REWARDS = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], dtype=float)
 
 
+def turns(s):
+    """(rewarded turns, KL weight per turn, applied bonus) of settings s."""
+    return rl.rewarded(s), rl.kl_weights(s), rl.bonus(s)
+
+
 def test_objectives_are_the_papers_settings():
-    s1 = rl.objective("stage1")
-    assert (s1.reward_turn1, s1.reward_turn2, s1.alpha, s1.beta_turn1, s1.beta_turn2) == (False, True, 0.0, 0.1, 0.01)
-    s2 = rl.objective("stage2")
-    assert (s2.reward_turn1, s2.reward_turn2, s2.alpha, s2.beta_turn1, s2.beta_turn2) == (True, True, 10.0, 0.01, 0.01)
+    # paper values alpha 10, beta1 0.01, beta2 0.1 are the defaults
+    assert turns(rl.objective("stage1")) == ((False, True), (0.1, 0.01), 0.0)  # Eq. 3: beta2 holds turn 1
+    assert turns(rl.objective("stage2")) == ((True, True), (0.01, 0.01), 10.0)  # Eq. 4 with the shaping bonus
     mt = rl.objective("multi_turn", steps=7, lr=1e-3)
-    assert (mt.reward_turn1, mt.reward_turn2, mt.alpha, mt.beta_turn1, mt.steps, mt.lr) == (True, True, 0.0, 0.01, 7, 1e-3)
+    assert turns(mt) == ((True, True), (0.01, 0.01), 0.0) and (mt.steps, mt.lr) == (7, 1e-3)  # Eq. 2
     st = rl.objective("single_turn")
-    assert st.n_turns == 1 and st.reward_turn1
+    assert st.n_turns == 1 and turns(st) == ((True,), (0.01,), 0.0)
+    assert rl.RLSettings() == rl.objective("stage1")  # the default objective
     with pytest.raises(ValueError, match="unknown objective"):
         rl.objective("stage3")
+
+
+def test_kl_weights_take_the_notebooks_betas_by_name():
+    kw = dict(beta1=0.02, beta2=0.5)
+    assert rl.kl_weights(rl.objective("stage1", **kw)) == (0.5, 0.02)
+    assert rl.kl_weights(rl.objective("multi_turn", **kw)) == (0.02, 0.02)
+    assert rl.kl_weights(rl.objective("stage2", **kw)) == (0.02, 0.02)  # beta_turn1 None: beta1
+    assert rl.kl_weights(rl.objective("stage2", beta_turn1=0.3, **kw)) == (0.3, 0.02)  # notebook 30's departure
+    assert rl.kl_weights(rl.objective("stage1", beta_turn1=0.3, **kw)) == (0.5, 0.02)  # Stage I ignores it
+    assert rl.kl_weights(rl.objective("single_turn", beta_turn1=0.3, **kw)) == (0.3,)
+    assert rl.bonus(rl.objective("stage1", alpha=3.0)) == 0.0 and rl.bonus(rl.objective("stage2", alpha=3.0)) == 3.0
+
+
+def test_applied_resolves_the_objective_into_turns():
+    a = rl.applied(rl.objective("single_turn", beta1=0.02, beta_turn1=0.3, micro_batch=4))
+    assert (a["n_turns"], a["reward_turn1"], a["reward_turn2"], a["reward_turn3"]) == (1, True, False, False)
+    assert (a["alpha"], a["beta_turn1"], a["beta_turn2"], a["beta_turn3"]) == (0.0, 0.3, 0.0, 0.0)
+    assert a["micro_batch"] == 4 and not {"objective", "beta1", "beta2"} & set(a)
+    assert list(a)[:6] == ["steps", "problems_per_step", "k", "lr", "temperature", "n_turns"]
 
 
 def test_stage1_advantages_reward_turn2_only():
@@ -365,7 +389,7 @@ def test_per_turn_budget_with_one_silent_turn_is_plain_adam_on_that_turn(tiny):
 
 def test_start_checkpoint_and_selection_by_a_score(tiny, tmp_path):
     tok, problems = tiny
-    s = settings(steps=4, checkpoint_every=2, save_start=True)
+    s = settings(steps=4, checkpoint_every=2, select="val_greedy")
     policy = fresh(tok)
     rl.rl_train(policy, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
                 checkpoint_dir=tmp_path)

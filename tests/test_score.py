@@ -56,7 +56,7 @@ def test_selection_on_greedy_validation_reward_keeps_the_start_as_a_candidate(ti
     assert [p.unique_id for p in val] == [p.unique_id for p in task.val_problems(6)]
     assert score.selection_problems(task, dataclasses.replace(cfg, select="train_reward")) is None
     s = score.settings("stage2", cfg)
-    assert s.save_start and s.beta_turn1 == cfg.beta_turn1 and s.beta_turn2 == cfg.beta1
+    assert s.select == "val_greedy" and rl.kl_weights(s) == (cfg.beta_turn1, cfg.beta1)
     assert score.objective_reward(s, dict(acc_t1=40.0, acc_t2=50.0)) == 90.0
     assert score.objective_reward(score.settings("stage1", cfg), dict(acc_t1=40.0, acc_t2=50.0)) == 50.0
     seen = []
@@ -225,7 +225,7 @@ def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
     task = _no_test_task(trained)
     cfg = C.make_config(C.Stage1Config, dict(seeds=[0], n_train=8, problems_per_step=2, k=2, steps=1,
                                              checkpoint_every=1, select_window=1, n_test=6, temperatures=[0.0],
-                                             n_boot=10, max_new_tokens=4, batch_size=8, sweep=[{"lr": 0.0002}],
+                                             n_boot=10, max_new_tokens=4, gen_batch_size=8, sweep=[{"lr": 0.0002}],
                                              n_select=4, progress=False, device="cpu"))
     assert cfg.select == "val_greedy"  # the default: the variant's checkpoint selection is spied on too
     folder = save_model(base, tok, tmp_path / "saved", tiny=True)
@@ -288,12 +288,12 @@ def _setup(tmp_path, **overrides):
     task = SimpleNamespace(train_problems=lambda n, seed: [f"train{seed}"], describe="toy")
     (tmp_path / "30").mkdir(parents=True)
     return stage2.Setup(cfg, Run("30_score_stage2", tmp_path / "30", 0.0), task, "base", "tok", "model-ref",
-                        tmp_path / "20", ["p0"], None)
+                        ["p0"], None, tmp_path / "20")
 
 
 def _fake_train_stage(calls: list):
     def train_stage(base, tokenizer, task, train, settings, seed, run_dir, name, init_dir=None, **kw):
-        calls.append((name, init_dir, seed, settings.steps, settings.reward_turn1, settings.alpha, train))
+        calls.append((name, init_dir, seed, settings.steps, rl.rewarded(settings)[0], rl.bonus(settings), train))
         return f"policy {name}", [dict(step=1, sample_s=1.0, train_s=2.0)], run_dir / "checkpoints" / name, 0.5
     return train_stage
 

@@ -74,22 +74,19 @@ def test_objective_presets():
     for s in (a, b, c):
         assert s.n_turns == 3 and s.gamma == 0 and s.turn2_baseline == "group"
         rl.check_settings(s)
-    assert (a.reward_turn1, a.reward_turn2, a.reward_turn3, a.alpha) == (False, True, False, 0.0)
-    assert (a.beta_turn1, a.beta_turn2, a.beta_turn3) == (0.1, 0.01, 0.01)
-    assert (b.reward_turn1, b.reward_turn2, b.reward_turn3, b.alpha) == (False, False, True, 0.0)
-    assert (b.beta_turn1, b.beta_turn2, b.beta_turn3) == (0.1, 0.1, 0.01)
-    assert (c.reward_turn1, c.reward_turn2, c.reward_turn3, c.alpha) == (True, True, True, 10.0)
-    assert (c.beta_turn1, c.beta_turn2, c.beta_turn3) == (0.01, 0.01, 0.01)
-    old = rl.objective("stage2")  # the two-turn objectives keep their settings; the new fields are off
-    assert old.n_turns == 2 and not old.reward_turn3
+    assert (rl.rewarded(a), rl.bonus(a), rl.kl_weights(a)) == ((False, True, False), 0.0, (0.1, 0.01, 0.01))
+    assert (rl.rewarded(b), rl.bonus(b), rl.kl_weights(b)) == ((False, False, True), 0.0, (0.1, 0.1, 0.01))
+    assert (rl.rewarded(c), rl.bonus(c), rl.kl_weights(c)) == ((True, True, True), 10.0, (0.01, 0.01, 0.01))
+    old = rl.objective("stage2")  # the two-turn objectives keep their settings
+    assert old.n_turns == 2 and rl.rewarded(old) == (True, True)
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(n_turns=4), "n_turns must be 1, 2 or 3, got 4"),
-    (dict(n_turns=2, reward_turn3=True), "reward_turn3 .* needs n_turns 3, got 2"),
-    (dict(n_turns=3, gamma=0.8), "gamma .* defined for two turns"),
-    (dict(n_turns=3, turn2_baseline="first_attempt"), "turn2_baseline 'first_attempt' is defined for two turns"),
-    (dict(n_turns=3, turn1_source="pool"), "turn1_source 'pool' .* defined for two turns"),
+    (dict(objective="four_turns"), "unknown objective 'four_turns'"),
+    (dict(objective="three_turn_stage2", gamma=0.8), "gamma .* defined for two turns"),
+    (dict(objective="three_turn_stage2", turn2_baseline="first_attempt"),
+     "turn2_baseline 'first_attempt' is defined for two turns"),
+    (dict(objective="three_turn_stage1a", turn1_source="pool"), "turn1_source 'pool' .* defined for two turns"),
 ])
 def test_refused_settings(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -275,14 +272,15 @@ def test_the_notebooks_stages_use_notebook_30s_recipe():
     cfg = config.ThreeTurnConfig(beta_turn1=0.05)
     stages = three_turn.stage_settings(cfg)
     ref = score.settings("stage2", config.Stage2Config())  # notebook 30's Stage II at its defaults
-    turn_fields = {"n_turns", "reward_turn1", "reward_turn2", "reward_turn3", "alpha", "beta_turn1", "beta_turn2",
-                   "beta_turn3"}
     for key, s in stages.items():
         differs = {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(ref, f.name)}
         # Stage 1(a)/(b) take Stage I's joint loss (notebook 20), Stage 2 notebook 30's per-turn budget
-        assert differs <= turn_fields | ({"turn_budget"} if key != "stage2" else set()), differs
+        assert differs <= {"objective", "beta_turn1"} | ({"turn_budget"} if key != "stage2" else set()), differs
     assert [stages[k].turn_budget for k in ("stage1a", "stage1b", "stage2")] == ["joint", "joint", "per_turn"]
-    assert stages["stage2"].beta_turn1 == 0.05 and stages["stage1a"].beta_turn1 == cfg.beta2
+    assert rl.kl_weights(stages["stage2"])[0] == 0.05 and rl.kl_weights(stages["stage1a"])[0] == cfg.beta2
+    table = three_turn.settings_table(stages)
+    assert table.loc["beta_turn1"].tolist() == [cfg.beta2, cfg.beta2, 0.05]
+    assert table.loc["reward_turn3"].tolist() == [False, True, True]
     assert config.ThreeTurnConfig().seeds == (0,) and config.ThreeTurnConfig().turn_budget == "per_turn"
 
 
