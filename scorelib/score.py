@@ -346,12 +346,20 @@ def _differs(saved: dict, cfg, keys) -> list[str]:
     return [k for k in keys if saved.get(k, _SAVED_DEFAULTS.get(k)) != getattr(cfg, k)]
 
 
+def _saved_config(run_dir: Path, notebook: str) -> dict:
+    """A run's config.json under today's parameter names (``config.saved_config``: old runs still read)."""
+    from scorelib.config import saved_config
+    from scorelib.results import read_json
+
+    return saved_config(read_json(Path(run_dir) / "config.json"), notebook)
+
+
 def check_stage1_run(cfg, stage1_dir: Path) -> None:
     """Stage II must start from a notebook-20 run made for the same task, model, base and adapter rank."""
     from scorelib.config import ConfigError
-    from scorelib.results import read_json
 
-    differs = _differs(read_json(Path(stage1_dir) / "config.json"), cfg, ("task", "model", "base_run", "lora_rank"))
+    differs = _differs(_saved_config(stage1_dir, "20_stage1_vs_multiturn_rl"), cfg,
+                       ("task", "model", "base_run", "lora_rank"))
     if differs:
         raise ConfigError(f"notebook 20's run {Path(stage1_dir).name!r} differs from this run in {differs}")
 
@@ -370,12 +378,12 @@ def table2_rows(cfg, stage1_dir: Path, sft_dir: Path, score_row: dict, temperatu
     stage1 = read_json(Path(stage1_dir) / "metrics.json")
     sft_rows, notes = {}, []
     rows20 = stage1["rows"].get(str(float(temperature))) or {}
-    if _differs(read_json(Path(stage1_dir) / "config.json"), cfg, ("eval_split",)):
+    if _differs(_saved_config(stage1_dir, "20_stage1_vs_multiturn_rl"), cfg, ("eval_split",)):
         notes.append(f"notebook 20's run {Path(stage1_dir).name!r} was evaluated on another split than "
                      f"{cfg.eval_split!r}: its rows are left out")
         rows20 = {}
     if (Path(sft_dir) / "metrics.json").exists():
-        sft_cfg = read_json(Path(sft_dir) / "config.json")
+        sft_cfg = _saved_config(sft_dir, "10_sft_baselines")
         differs = _differs(sft_cfg, cfg, ("task", "model", "base_run", "eval_split"))
         if differs:
             notes.append(f"notebook 10's run {Path(sft_dir).name!r} differs in {differs}: its rows are left out")

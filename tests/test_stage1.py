@@ -2,6 +2,7 @@
 summary, and that notebook 30's Setup extends notebook 20's."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -111,3 +112,16 @@ def test_eval_seed_seeds_only_evaluation():
     assert np.array_equal(score.settings("stage1", cfg).steps, cfg.steps)
     with pytest.raises(config.ConfigError, match="unknown parameter"):
         config.make_config(config.Stage1Config, dict(seed=1))
+
+
+def test_stage2_accepts_a_stage1_run_written_with_the_old_parameter_names(tmp_path):
+    # the reporting run's notebook-20 config.json (commit 14439f3) has seed and batch_size
+    old = {("seed" if k == "eval_seed" else "batch_size" if k == "gen_batch_size" else k): v
+           for k, v in config.to_dict(config.Stage1Config()).items()}
+    assert "seed" in old and "eval_seed" not in old
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    score.check_stage1_run(config.Stage2Config(), tmp_path)  # same task, model, base and rank: accepted
+    (tmp_path / "config.json").write_text(json.dumps({**old, "lora_rank": 8}))
+    with pytest.raises(config.ConfigError, match=r"differs from this run in \['lora_rank'\]"):
+        score.check_stage1_run(config.Stage2Config(), tmp_path)
+    assert config.saved_config(old, stage1.NOTEBOOK)["gen_batch_size"] == old["batch_size"]
