@@ -137,3 +137,13 @@ def test_corpus_first_trace_skips_single_attempts(tok):
 def test_an_empty_corpus_describes_itself_and_has_an_empty_table():
     c = base.Corpus()
     assert c.table().empty and "nothing to pretrain" in c.describe() and math.isnan(c.own_acc)
+
+
+def test_old_runs_of_00_and_01_read_under_todays_names():
+    from scorelib.config import saved_config
+
+    assert saved_config({"batch_size": 64, "seed": 1}, "00_toy_world_and_base_model") == {"train_batch_size": 64,
+                                                                                           "seed": 1}
+    assert saved_config({"batch_size": 512}, "01_base_model_self_correction") == {"gen_batch_size": 512}
+    assert saved_config({"gen_batch_size": 8, "batch_size": 512}, "01_base_model_self_correction") == {
+        "gen_batch_size": 8}
