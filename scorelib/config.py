@@ -10,6 +10,7 @@ the names it has.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -91,6 +92,20 @@ def sweep_label(variant: dict) -> str:
     return "_".join(f"{k}-{_number(x)}" for k, x in sorted(variant.items()))
 
 
+# Parameters renamed since the reporting run (commit 14439f3) wrote its config.json files: notebook -> {old: new}.
+# Code that reads another notebook's saved config.json goes through saved_config, so old runs still read.
+RENAMED = {nb: {"seed": "eval_seed", "batch_size": "gen_batch_size"}
+           for nb in ("20_stage1_vs_multiturn_rl", "30_score_stage2", "40_ablations", "45_three_turn")}
+RENAMED["00_toy_world_and_base_model"] = {"batch_size": "train_batch_size"}  # pretraining's batch
+RENAMED["01_base_model_self_correction"] = {"batch_size": "gen_batch_size"}
+
+
+def saved_config(saved: dict, notebook: str) -> dict:
+    """A run's saved config.json (a dict) under today's parameter names (RENAMED); a new name already there wins."""
+    renames = RENAMED.get(notebook, {})
+    return {renames.get(k, k): v for k, v in saved.items() if k not in renames or renames[k] not in saved}
+
+
 def _check_training(cfg) -> None:
     """What every training notebook needs: its training file on a real task (before any compute), and seeds."""
     _check(cfg.task == "toy" or bool(cfg.train_path),
@@ -125,10 +140,17 @@ def _check_model(model: str) -> None:
 
 
 @dataclass(frozen=True)
-class Common:
-    """Parameters every notebook has."""
+class Seed:
+    """The one seed of a notebook where it drives everything. Notebooks whose training ``seeds`` drive have an
+    ``eval_seed`` instead, saying what it seeds."""
 
     seed: int = 0  # one seed drives data, initialisation and sampling
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Parameters every notebook has, but for its seed (``Common`` adds ``seed``)."""
+
     run_name: str = "default"  # this run's folder: <results_dir>/<notebook>/<run_name>/
     results_dir: str = "results"  # relative paths are taken from the project root
     device: str = "auto"  # auto: cuda if available, else cpu
@@ -156,34 +178,39 @@ class Common:
 
 
 @dataclass(frozen=True)
+class Common(RunParams, Seed):
+    """Parameters every notebook has, with one ``seed`` (first among the fields: Seed is the last base)."""
+
+
+@dataclass(frozen=True)
 class PretrainConfig(Common):
     """Notebook 00: the toy world and the tiny base model."""
 
     n_train: int = 30000  # training problems (the val and test splits are disjoint by construction)
-    n_test: int = 512  # held-out problems for the quick check at the end (notebook 01 evaluates in full)
-    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
+    n_test: int = 512  # held-out problems for the quick check (notebook 01 evaluates in full)
+    eval_split: str = "test"  # test (reported numbers) or val (tuning; scorelib/protocol.py)
     # Level 3 gets the most weight: a tiny model learns to read a third digit only from enough
     # 3-digit examples (uniform weights: 35% greedy accuracy, ~0% at levels 3-5; see runbook.md).
-    level_weights: tuple = (2.0, 2.0, 3.0, 1.0, 1.0)  # how often levels 1-5 appear in the training problems
+    level_weights: tuple = (2.0, 2.0, 3.0, 1.0, 1.0)  # how often levels 1-5 appear in training problems
     d_model: int = 96  # width of the tiny Llama
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ffn: int = 384
+    n_layers: int = 4  # transformer blocks
+    n_heads: int = 4  # attention heads (d_model / n_heads must be even)
+    d_ffn: int = 384  # feed-forward width
     phase1_steps: int = 1100  # clean single attempts (and re-solves, alt_single_frac)
-    alt_single_frac: float = 0.5  # share of phase-1 examples that re-solve in the second style after the instruction
+    alt_single_frac: float = 0.5  # share of phase-1 examples re-solved in the second style
     phase2_steps: int = 400  # two-attempt traces built from the model's own attempts
-    batch_size: int = 64
-    lr: float = 3e-3
+    train_batch_size: int = 64  # sequences per optimizer step in both pretraining phases
+    lr: float = 3e-3  # AdamW peak learning rate of phase 1 (phase 2: half)
     n_own_problems: int = 3000  # training problems the phase-1 model attempts
     own_k: int = 1  # samples per problem at temperature 1 (plus one greedy) for the phase-2 corpus
     n_phase2: int = 40000  # phase-2 examples
     single_frac: float = 0.5  # corpus mix: share of clean single attempts in phase 2
     wrong_frac: float = 0.5  # corpus mix: share of traces whose y1 is wrong
-    fix_rate: float = 0.6  # corpus mix: P(y2 correct | y1 wrong), else copy
-    break_rate: float = 0.4  # corpus mix: P(y2 wrong | y1 right), else copy
+    fix_rate: float = 0.6  # corpus mix (edit): P(y2 correct | y1 wrong), else copy
+    break_rate: float = 0.4  # corpus mix (edit): P(y2 wrong | y1 right), else copy
     error_source: str = "own"  # corpus mix: 'own' attempts or 'injected' errors as y1
-    turn2_mode: str = "rewrite"  # corpus mix: edit (fix_rate/break_rate by y1's correctness) or rewrite (rewrite_rate)
-    rewrite_rate: float = 0.6  # corpus mix (rewrite): P(y2 re-solves in the second style | any y1), else a copy
+    turn2_mode: str = "rewrite"  # corpus mix: edit (fix_rate, break_rate) or rewrite (rewrite_rate)
+    rewrite_rate: float = 0.6  # corpus mix (rewrite): P(y2 re-solves | any y1), else a copy
     max_new_tokens: int = 160  # longest attempt
 
     def validate(self) -> None:
@@ -191,7 +218,7 @@ class PretrainConfig(Common):
         _check(self.task == "toy" or bool(self.model),
                f"the tiny model is pretrained on the toy world only: with task={self.task!r} give a model "
                "(a hub id or a local folder), e.g. -p model Qwen/Qwen2.5-1.5B-Instruct")
-        for name in ("n_train", "n_test", "d_model", "n_layers", "n_heads", "d_ffn", "batch_size",
+        for name in ("n_train", "n_test", "d_model", "n_layers", "n_heads", "d_ffn", "train_batch_size",
                      "n_own_problems", "own_k", "n_phase2", "max_new_tokens"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("phase1_steps", "phase2_steps"):
@@ -212,8 +239,8 @@ class PretrainConfig(Common):
 
 
 @dataclass(frozen=True)
-class FromBase(Common):
-    """Parameters of a notebook that starts from notebook 00's base model (or from `model`)."""
+class FromBaseParams(RunParams):
+    """Parameters of a notebook that starts from notebook 00's base model (or from `model`), but for its seed."""
 
     base_run: str = "default"  # the notebook-00 run whose base model to start from (when model is empty)
 
@@ -227,22 +254,27 @@ class FromBase(Common):
 
 
 @dataclass(frozen=True)
+class FromBase(FromBaseParams, Seed):
+    """FromBaseParams with one ``seed`` (first among the fields, as in ``Common``)."""
+
+
+@dataclass(frozen=True)
 class EvalConfig(FromBase):
     """Notebook 01: the base model under the two-turn protocol."""
 
     n_test: int = 2048  # held-out problems (with 512, |Δ| under ~2 points is noise)
-    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
+    eval_split: str = "test"  # test (reported numbers) or val (tuning; scorelib/protocol.py)
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
     n_seq_attempts: int = 10  # Fig. 7: accuracy over this many sequential attempts
     n_seq_problems: int = 512  # problems for the sequential-attempt curve
     n_boot: int = 1000  # bootstrap resamples for 95% CIs
     n_transcripts: int = 3  # examples shown of each transition
-    max_new_tokens: int = 160
-    batch_size: int = 512  # generation batch
+    max_new_tokens: int = 160  # longest attempt
+    gen_batch_size: int = 512  # rows per generation batch
 
     def validate(self) -> None:
         super().validate()
-        for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
+        for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "gen_batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_transcripts >= 0, f"n_transcripts must be >= 0, got {self.n_transcripts}")
         _check_eval_split(self)
@@ -252,38 +284,40 @@ class EvalConfig(FromBase):
 
 
 @dataclass(frozen=True)
-class SFTConfig(FromBase):
-    """Notebook 10: STaR and Pair-SFT on the model's own correction traces (Table 1, Figs. 3 and 4)."""
+class SFTConfig(FromBaseParams):
+    """Notebook 10: STaR and Pair-SFT on the model's own correction traces (Table 1, Figs. 3 and 4).
+    ``scorelib.sft`` and ``scorelib.baselines`` read these fields by these names."""
 
-    seeds: tuple = (0, 1, 2)  # one pipeline run per seed (data sampling and fine-tuning); the base is shared
+    eval_seed: int = 0  # seeds the bootstrap of Table 1's CIs only (data and training: seeds)
+    seeds: tuple = (0, 1, 2)  # one pipeline run per seed (data sampling, fine-tuning); one shared base
     n_problems: int = 1000  # training problems the model attempts per data collection
     k: int = 2  # two-turn samples per training problem (at temperature)
     temperature: float = 1.0  # sampling temperature of the data collection (paper: 1.0)
-    lr: float = 0.0001  # fine-tuning learning rate: keeps Acc@t1 near the base (3e-4 lost 10 points; runbook.md)
-    sft_batch_size: int = 16
+    lr: float = 0.0001  # fine-tuning learning rate: keeps Acc@t1 near the base's (departure 4)
+    sft_batch_size: int = 16  # fine-tuning batch: sequences per optimizer step
     pair_epochs: float = 1.0  # Pair-SFT epochs (paper: 1)
     star_epochs: float = 1.0  # STaR epochs per iteration
     star_iterations: int = 3  # STaR collect + fine-tune rounds (paper: 3)
     train_turn1: bool = False  # also put the loss on the first attempt y1 (default: y2 only)
     lora_rank: int = 0  # 0: full fine-tuning; else a peft LoRA adapter of this rank
-    lora_alpha: float = 16.0
+    lora_alpha: float = 16.0  # LoRA scale: the adapter's update is multiplied by lora_alpha / lora_rank
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
-    self_refine: bool = True  # real models: evaluate the Self-Refine prompting baseline (never the tiny model)
+    self_refine: bool = True  # real models: evaluate Self-Refine (never the tiny model; departure 7)
     n_test: int = 1024  # held-out problems, greedy, for every method and seed
-    eval_split: str = "test"  # held-out split: test (reported numbers) or val (tuning; see scorelib/protocol.py)
-    n_edit_train: int = 256  # training problems for the Fig. 3 train-vs-held-out edit distances
+    eval_split: str = "test"  # test (reported numbers) or val (tuning; scorelib/protocol.py)
+    n_edit_train: int = 256  # training problems for Fig. 3's train-vs-held-out edit distances
     fig4_points: int = 5  # Fig. 4: probes over one epoch of Pair-SFT (plus one before training)
-    fig4_problems: int = 1024  # Fig. 4: first attempts per condition (256 left 3-point gaps within noise)
+    fig4_problems: int = 1024  # Fig. 4: first attempts per series (256 left 3-point gaps in noise)
     n_boot: int = 1000  # bootstrap resamples for 95% CIs
     n_examples: int = 2  # example traces shown from each data set
-    max_new_tokens: int = 160
-    batch_size: int = 512  # generation batch
+    max_new_tokens: int = 160  # longest attempt, in tokens
+    gen_batch_size: int = 512  # rows per generation batch
 
     def validate(self) -> None:
         super().validate()
         _check_training(self)
         for name in ("n_problems", "k", "sft_batch_size", "star_iterations", "n_test", "fig4_points", "fig4_problems",
-                     "n_boot", "max_new_tokens", "batch_size"):
+                     "n_boot", "max_new_tokens", "gen_batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("n_edit_train", "n_examples", "lora_rank"):
             _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
@@ -297,9 +331,11 @@ class SFTConfig(FromBase):
 
 
 @dataclass(frozen=True)
-class RLCommon(FromBase):
-    """What the RL notebooks share: the objective's constants, the budget and the evaluation."""
+class RLCommon(FromBaseParams):
+    """What the RL notebooks (20, 30, 40, 45) share: the objective's constants, the budget and the evaluation.
+    ``score.settings`` copies the fields that ``rl.RLSettings`` has by name."""
 
+    eval_seed: int = 0  # seeds the bootstrap of the pooled 95% CIs only (training, evaluation: seeds)
     seeds: tuple = (0, 1, 2)  # one RL run per seed; all start from the same base model
     n_train: int = 20000  # training problems the RL steps draw from
     problems_per_step: int = 64  # with k 4, 256 samples a step (paper: 512); 16 (64 a step) left the base where it was (runbook.md)
@@ -312,7 +348,7 @@ class RLCommon(FromBase):
     gamma: float = 0.0  # discount of the turn-2 reward into turn 1 (paper: 0; 0.8 in Fig. 8)
     turn2_baseline: str = 'group'  # group: RLOO on shaped turn-2 rewards (paper); first_attempt: also subtracts the bonus' y1 term; difference: RLOO of (1+alpha)(r2-r1)
     lora_rank: int = 0  # 0: full fine-tuning; else a peft LoRA adapter (the reference is the adapter disabled)
-    lora_alpha: float = 16.0
+    lora_alpha: float = 16.0  # LoRA scale: the update is multiplied by lora_alpha / lora_rank
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names the adapter wraps
     micro_batch: int = 0  # rows per forward/backward in the update (0: the whole batch)
     checkpoint_every: int = 25  # steps between checkpoints (candidates for selection; resumption)
@@ -328,14 +364,14 @@ class RLCommon(FromBase):
     temperatures: tuple = (0.0, 1.0)  # evaluation temperatures (0 is greedy, as in the paper)
     n_boot: int = 1000  # bootstrap resamples for 95% CIs
     n_transcripts: int = 2  # examples shown of each transition
-    max_new_tokens: int = 160
-    batch_size: int = 512  # generation batch for evaluation
+    max_new_tokens: int = 160  # longest attempt, in tokens
+    gen_batch_size: int = 512  # rows per generation batch (evaluation)
     sweep: tuple = ()  # variants run on the first seed beside the main run, each a mapping of overrides (see *_SWEEP_KEYS)
 
     def validate(self) -> None:
         super().validate()
         _check_training(self)
-        for name in ("n_train", "problems_per_step", "n_test", "n_boot", "max_new_tokens", "batch_size",
+        for name in ("n_train", "problems_per_step", "n_test", "n_boot", "max_new_tokens", "gen_batch_size",
                      "select_window"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.k >= 2, f"k must be >= 2 (RLOO leaves one out), got {self.k}")
@@ -365,6 +401,7 @@ class RLCommon(FromBase):
 class Stage1Config(RLCommon):
     """Notebook 20: Stage I beside standard multi-turn RL (Fig. 5)."""
 
+    eval_seed: int = 0  # seeds the base model's evaluation and the CIs' bootstrap (training: seeds)
     steps: int = 100  # RL steps of each method
 
     def validate(self) -> None:
@@ -451,7 +488,7 @@ class ThreeTurnConfig(RLCommon):
 
     seeds: tuple = (0,)  # one seed by default: three RL runs a seed (about 1.3 h on 2 cores); no claim rests on it
     steps: int = 100  # RL steps of each stage (notebook 30's Stage II steps)
-    turn_budget: str = 'per_turn'  # Stage 2's, as notebook 30 (per_turn or joint); Stages 1(a), 1(b): joint, as Stage I
+    turn_budget: str = 'per_turn'  # Stage 2's (per_turn or joint); Stages 1(a), 1(b): joint
     beta_turn1: float = 0.01  # Stage 2's KL weight on turn-1 tokens (as notebook 30)
     temperatures: tuple = (0.0,)  # evaluation temperatures (0 is greedy, as the paper's three-turn rows)
 
@@ -468,9 +505,10 @@ class ThreeTurnConfig(RLCommon):
 
 
 @dataclass(frozen=True)
-class ScalingConfig(FromBase):
+class ScalingConfig(FromBaseParams):
     """Notebook 50: inference-compute scaling (Fig. 1 right, claim C8) and sequential attempts (Fig. 7)."""
 
+    eval_seed: int = 0  # seeds the base model's samples and the bootstrap CIs (SCoRe, Pair-SFT: seeds)
     score_run: str = "default"  # notebook 30's run: its Stage II model of each seed is SCoRe
     sft_run: str = "default"  # notebook 10's run: its Pair-SFT models join Fig. 7
     seeds: tuple = (0, 1, 2)  # each seed's own SCoRe and Pair-SFT; one shared base
@@ -481,8 +519,8 @@ class ScalingConfig(FromBase):
     n_seq_attempts: int = 10  # Fig. 7: greedy attempts, each seeing those before
     n_seq_problems: int = 128  # Fig. 7: the first of the held-out problems
     n_boot: int = 1000  # bootstrap resamples for 95% CIs
-    max_new_tokens: int = 160
-    batch_size: int = 512  # rows per generation batch (all problems x samples)
+    max_new_tokens: int = 160  # longest attempt, in tokens
+    gen_batch_size: int = 512  # rows per generation batch (all problems x samples)
 
     def inputs(self) -> list[tuple[str, str, str]]:
         return super().inputs() + [("30_score_stage2", self.score_run, "models")]
@@ -499,7 +537,7 @@ class ScalingConfig(FromBase):
                and list(self.budgets) == sorted(set(self.budgets)),
                f"budgets must be increasing even integers >= 2 (sequential spends B/2 pairs), got {self.budgets!r}")
         _check(0 < self.sample_temperature <= 5, f"sample_temperature must be in (0, 5], got {self.sample_temperature}")
-        for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "batch_size"):
+        for name in ("n_test", "n_seq_attempts", "n_seq_problems", "n_boot", "max_new_tokens", "gen_batch_size"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.n_seq_problems <= self.n_test, f"n_seq_problems must be <= n_test, got {self.n_seq_problems}")
         _check_eval_split(self)
@@ -511,9 +549,10 @@ REPORT_RUN_FIELDS = {"pretrain_run": "00", "eval_run": "01", "sft_run": "10", "s
 
 
 @dataclass(frozen=True)
-class ReportConfig(Common):
+class ReportConfig(RunParams):
     """Notebook 90: every notebook's results beside the paper's, the claims checklist C1-C8, the environment. It
-    reads runs and computes nothing new: a missing run is shown as missing, with the command that makes it."""
+    reads runs and computes nothing new (so it has no seed): a missing run is shown as missing, with the command
+    that makes it."""
 
     eval_split: str = "test"  # the split the runs should be evaluated on (a run on another is flagged)
     seeds: tuple = (0, 1, 2)  # the seeds the runs should use (a run with others is flagged)
@@ -642,7 +681,25 @@ def load_profile(path: str | Path) -> dict:
     data = yaml.safe_load(p.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"profile {p} must be a map of parameter name to value")
+    check_profile_keys(data, f"profile {p}")
     return data
+
+
+def check_profile_keys(profile: dict, where: str = "profile") -> None:
+    """Every key of a profile names a parameter of some notebook (a profile is shared: each notebook takes the
+    names it has), and "NN/name" a parameter of notebook NN; a misspelt key fails, naming it and the valid keys."""
+    by_number = {n.split("_", 1)[0]: n for n in NOTEBOOK_CONFIGS}
+    known = sorted(set().union(*(field_names(c) for c in NOTEBOOK_CONFIGS.values())))
+    for key in map(str, profile):
+        number, _, name = key.rpartition("/")
+        if number and number not in by_number:
+            raise ConfigError(f"{where}: key {key!r}: no notebook numbered {number!r}; valid: {sorted(by_number)}")
+        valid = field_names(NOTEBOOK_CONFIGS[by_number[number]]) if number else known
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            raise ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + (f"; notebook {by_number[number]}'s parameters: {valid}" if number else
+                                 f": no notebook has it; valid keys: {valid}, or 'NN/name' for notebook NN alone"))
 
 
 def profile_params(cls, profile: dict, notebook: str = "") -> dict:

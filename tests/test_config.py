@@ -82,7 +82,7 @@ def test_int_is_accepted_for_float():
     (PretrainConfig, {"phase2_steps": -5}),
     (PretrainConfig, {"n_train": 0}),
     (PretrainConfig, {"n_test": -5}),
-    (PretrainConfig, {"batch_size": 0}),
+    (PretrainConfig, {"train_batch_size": 0}),
     (PretrainConfig, {"max_new_tokens": 0}),
     (PretrainConfig, {"fix_rate": 1.5}),
     (PretrainConfig, {"break_rate": -0.1}),
@@ -184,11 +184,19 @@ def test_config_for_rejects(name):
 
 
 def test_field_names_common_first():
-    common = field_names(C.Common)
+    """Every config starts with RunParams' fields, after `seed` where one seed drives everything (``C.Seed``); a
+    notebook whose `seeds` drive training has `eval_seed` instead, never both."""
+    common = field_names(C.RunParams)
+    assert field_names(C.Common) == ["seed"] + common
     for cls in C.NOTEBOOK_CONFIGS.values():
         names = field_names(cls)
-        assert names[: len(common)] == common
+        lead = ["seed"] if issubclass(cls, C.Seed) else []
+        assert names[: len(lead) + len(common)] == lead + common, cls.__name__
         assert len(set(names)) == len(names)
+        assert not {"seed", "eval_seed"} <= set(names), cls.__name__
+    sft = field_names(C.SFTConfig)  # notebook 10: the names its code reads
+    assert "eval_seed" in sft and "seed" not in sft and "batch_size" not in sft
+    assert {"sft_batch_size", "gen_batch_size"} <= set(sft)
 
 
 def test_profile_params_filters():

@@ -3,7 +3,10 @@ notebook's config, no outputs, and no logic (functions and classes belong in sco
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
+import typing
 from pathlib import Path
 
 import nbformat
@@ -105,6 +108,43 @@ def test_parameters_cell_is_literal_and_matches_config(path):
     assert C.to_dict(cfg) == C.to_dict(cls()), "parameters cell values differ from the config defaults"
 
 
+# A parameter's annotation in the cell, by its config field's type: list fields are tuples in the frozen dataclass
+# (make_config turns the cell's or the profile's list into one).
+CELL_TYPE = {int: "int", float: "float", str: "str", bool: "bool", tuple: "list"}
+MAX_PARAM_LINE = 100
+
+
+def parameter_problems(src: str, cls) -> list[str]:
+    """What is wrong with a parameters cell's annotations and help against its config ``cls``: each parameter is
+    ``name: type = value  # help``, the type the field's (CELL_TYPE), the help non-empty, the line <= 100
+    characters."""
+    hints = typing.get_type_hints(cls)
+    comments = {tok.start[0]: tok.string[1:].strip() for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+                if tok.type == tokenize.COMMENT}
+    lines = src.splitlines()
+    problems = []
+    for stmt in ast.parse(src).body:
+        name = (stmt.target if isinstance(stmt, ast.AnnAssign) else stmt.targets[0]).id
+        if name not in hints:
+            continue  # an extra name: test_parameters_cell_is_literal_and_matches_config says so
+        want = CELL_TYPE[hints[name]]
+        got = ast.unparse(stmt.annotation) if isinstance(stmt, ast.AnnAssign) else None
+        if got != want:
+            problems.append(f"{name}: annotated {got}, the config's field is {want}")
+        if not comments.get(stmt.end_lineno):
+            problems.append(f"{name}: no help comment")
+        if len(lines[stmt.lineno - 1]) > MAX_PARAM_LINE:
+            problems.append(f"{name}: line of {len(lines[stmt.lineno - 1])} characters (max {MAX_PARAM_LINE})")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_parameters_have_the_configs_types_and_help(path):
+    (cell,) = param_cells(load(path))
+    problems = parameter_problems(cell.source, C.config_for(path.stem))
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_parameter_comments_have_no_equals_sign(path):
     """papermill reads `name: type = value  # comment` and cannot parse a line whose comment holds '='."""
@@ -150,7 +190,9 @@ def test_no_logic_or_environment_hacks(path):
 # Notebooks rewritten to read as their section of the paper (issue 12): every line of every cell, markdown included,
 # fits in MAX_LINE characters. Add a notebook here once it is rewritten.
 MAX_LINE = 100
-SHORT_LINE_NOTEBOOKS = ["30_score_stage2"]
+SHORT_LINE_NOTEBOOKS = ["00_toy_world_and_base_model", "01_base_model_self_correction", "10_sft_baselines",
+                        "20_stage1_vs_multiturn_rl", "30_score_stage2",
+                        "50_inference_scaling", "90_report"]
 
 
 def long_lines(nb, limit: int = MAX_LINE) -> list[str]:
@@ -209,3 +251,27 @@ def test_helper_finds_long_lines():
     nb.cells = [nbformat.v4.new_markdown_cell("# t\n" + "x" * 100),
                 nbformat.v4.new_code_cell("a = 1\n" + "y" * 101 + "\nb = 2")]
     assert long_lines(nb) == ["cell 1 line 2 (101 chars)"]  # 100 is allowed, 101 is not
+
+
+def test_parameter_lint_passes_a_good_cell():
+    src = ("n_test: int = 64  # held-out problems\ntemperatures: list = [0.0]  # evaluation temperatures\n"
+           "progress: bool = False  # bars\ntask: str = 'toy'  # which\nn_boot: int = 10  # " + "x" * 80)
+    assert len(src.splitlines()[-1]) == 100
+    assert parameter_problems(src, C.EvalConfig) == []
+
+
+@pytest.mark.parametrize("src,want", [
+    ("n_test: str = 64  # held-out problems", ["n_test: annotated str, the config's field is int"]),
+    ("temperatures: tuple = [0.0]  # t", ["temperatures: annotated tuple, the config's field is list"]),
+    ("n_boot: float = 10  # resamples", ["n_boot: annotated float, the config's field is int"]),
+    ("n_test = 64  # held-out problems", ["n_test: annotated None, the config's field is int"]),
+    ("n_test: int = 64", ["n_test: no help comment"]),
+    ("n_test: int = 64  #   ", ["n_test: no help comment"]),
+    ("n_test: int = 64\n# help on the next line", ["n_test: no help comment"]),
+    ("n_test: int = 64  # " + "x" * 81, ["n_test: line of 101 characters (max 100)"]),
+    ("n_test: str = 64\nn_boot: int = 10  # ok", ["n_test: annotated str, the config's field is int",
+                                                 "n_test: no help comment"]),
+])
+def test_parameter_lint_catches_a_bad_cell(src, want):
+    assert parameter_problems(src, C.EvalConfig) == want
+
