@@ -32,6 +32,7 @@ import torch
 from scorelib import metrics as M
 from scorelib import rl, score
 from scorelib.config import ABLATION_ROWS
+from scorelib.jsonl import read_jsonl
 
 ROWS = ABLATION_ROWS
 LABELS = {
@@ -42,7 +43,6 @@ LABELS = {
     "gamma": "multi-turn RL, γ = 0.8, α = 1 (Fig. 8)",
     "offline_y1": "w/o online turn-1 samples",
 }
-C7_ROWS = ("single_turn", "no_stage1", "no_shaping", "star")  # the ablations claim C7 names (digest section 10)
 FIG8_GAMMA, FIG8_ALPHA = 0.8, 1.0  # Fig. 8's multi-turn RL variant
 
 
@@ -297,35 +297,13 @@ def train_row(ab: Ablation, base, tokenizer, task, train: list, seed: int, run_d
                               training_reward=round(kept_score, 3))
 
 
-# ------------------------------------------------------------------ Table 4 and claim C7
+# ------------------------------------------------------------------ Table 4 (claim C7: scorelib.claims)
 def difference(evals_a: list, evals_b: list, temperature: float, n_boot: int, seed: int = 0) -> dict:
     """Δ of row a minus Δ of row b (e.g. an ablation minus SCoRe) at one temperature, pooled over each row's seeds,
     with the paired cluster-bootstrap CI of metrics.delta_difference (same held-out problems)."""
     return M.delta_difference([e[temperature].c1 for e in evals_a], [e[temperature].c2 for e in evals_a],
                               [e[temperature].c1 for e in evals_b], [e[temperature].c2 for e in evals_b],
                               n_boot=n_boot, seed=seed)
-
-
-def claim_c7(score_row: dict, rows: dict, differences: dict, claimed=C7_ROWS) -> dict:
-    """C7: each ablation the claim names (single-turn RL, no Stage I, no reward shaping, STaR in Stage II) has a
-    lower Δ than full SCoRe, judged by the 95% CI of the difference Δ(ablation) − Δ(SCoRe): it holds when every
-    named row's CI lies below 0. ``point_below``: the weaker finding that every point estimate is below SCoRe's.
-    ``rows``/``differences``: row id -> pooled metrics / delta_difference result (rows not named are reported in the
-    evidence, not judged). A named row that is missing makes the claim untested (holds False)."""
-    missing = [r for r in claimed if r not in rows or r not in differences]
-    detail = {r: dict(delta=rows[r]["delta"], **{k: differences[r][k] for k in ("diff", "diff_lo", "diff_hi")},
-                      below=bool(differences[r]["diff_hi"] < 0)) for r in rows if r in differences}
-    text = "; ".join(f"{LABELS.get(r, r)} Δ {d['delta']:+.1f}, minus SCoRe's {d['diff']:+.1f} "
-                     f"[{d['diff_lo']:+.1f}, {d['diff_hi']:+.1f}]" for r, d in detail.items())
-    head = f"SCoRe Δ {score_row['delta']:+.1f} [{score_row.get('delta_lo', math.nan):+.1f}, " \
-           f"{score_row.get('delta_hi', math.nan):+.1f}]; "
-    if missing:
-        return dict(claim="C7", holds=False, point_below=False, rows=detail, missing=missing,
-                    evidence=head + f"not tested: rows {missing} missing; " + text)
-    below = all(detail[r]["below"] for r in claimed)
-    point = all(detail[r]["diff"] < 0 for r in claimed)
-    return dict(claim="C7", holds=bool(below), point_below=bool(point), rows=detail, missing=[],
-                evidence=head + text)
 
 
 def changes_table(rows: dict, ref: rl.RLSettings):
@@ -372,11 +350,9 @@ def table4(rows: dict, diffs: dict, suffix: str = ""):
 def stage1_histories(stage1_dir: Path, seeds) -> dict:
     """Notebook 20's training logs of multi-turn RL and Stage I for these seeds (for Fig. 8 beside Fig. 5); a
     method whose log is missing for some seed is left out."""
-    import json
-
     out = {}
     for name, key in (("Multi-turn RL (notebook 20)", "multi_turn"), ("Stage I (notebook 20)", "stage1")):
         paths = [Path(stage1_dir) / f"history_seed{s}_{key}.jsonl" for s in seeds]
         if all(p.exists() for p in paths):
-            out[name] = [[json.loads(x) for x in p.read_text().splitlines() if x.strip()] for p in paths]
+            out[name] = [read_jsonl(p) for p in paths]
     return out

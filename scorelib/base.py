@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scorelib import config, metrics, paper, plots, score, tables
+from scorelib import claims, config, metrics, paper, plots, score, tables
 from scorelib.evaluate import TwoTurnEval, evaluate_two_turn, sequential_attempts
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, load_model, n_params, pick_device, save_model
 from scorelib.pretrain import (CorpusMix, build_phase2_corpus, collect_own_attempts, corpus_table, decode_example,
@@ -328,7 +328,7 @@ def sequential_table(accuracy: np.ndarray) -> pd.DataFrame:
 
 def eval_summary(be: BaseEval, evals: dict, seq: np.ndarray) -> dict:
     """metrics.json of notebook 01: the first temperature's metrics, every temperature's, the sequential curve,
-    claim C1 (``metrics.c1_holds``) and the protocol."""
+    claim C1 (``claims.c1_holds``) and the protocol."""
     first = evals[be.cfg.temperatures[0]].summary
     return {**first, "by_temperature": {str(t): e.summary for t, e in evals.items()}, "sequential": list(seq),
-            "c1_holds": metrics.c1_holds(first), "protocol": be.protocol}
+            "c1_holds": claims.c1_holds(first), "protocol": be.protocol}

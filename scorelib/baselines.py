@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from scorelib import claims as C
 from scorelib import config, distributed, metrics, paper, score, sft, tables
 from scorelib.models import is_tiny, load_model, save_model
 from scorelib.protocol import describe as describe_protocol
@@ -253,8 +254,8 @@ def edit_panels(first: SeedResult) -> dict[str, dict[str, np.ndarray]]:
 
 
 def claim_c3(base_eval, first: SeedResult, panels: dict) -> dict:
-    """``sft.claim_c3`` on the base's, Pair-SFT's data's and the two models' edit ratios (first seed)."""
-    return sft.claim_c3(base_eval.edit_ratio, panels[sft.PAIR_D]["training data (D_SFT)"],
+    """``claims.claim_c3`` on the base's, Pair-SFT's data's and the two models' edit ratios (first seed)."""
+    return C.claim_c3(base_eval.edit_ratio, panels[sft.PAIR_D]["training data (D_SFT)"],
                         first.evals[sft.PAIR_D].edit_ratio, first.evals[sft.STAR_DPLUS].edit_ratio)
 
 
@@ -279,7 +280,7 @@ def transcripts(first: SeedResult, n: int = 1) -> str:
 
 def claims(rows: dict, c3: dict, curve: pd.DataFrame) -> dict:
     """C2 on the Table 1 rows, C3 as measured for Fig. 3, C4 on the Fig. 4 curve."""
-    return dict(C2=sft.claim_c2(rows[BASE], rows), C3=c3, C4=sft.claim_c4(curve))
+    return dict(C2=C.claim_c2(rows[BASE], rows), C3=c3, C4=C.claim_c4(curve))
 
 
 def summary(su: Setup, rows: dict, verdicts: dict, curve: pd.DataFrame, results: dict[int, SeedResult]) -> dict:

@@ -1,36 +1,185 @@
-"""The paper's claims C1-C8 (digest section 10) in one place: what each says, which notebook and run checks it,
-and where its verdict and evidence live in that run's files.
+"""The paper's claims C1-C8 (digest section 10) in code, in one place.
 
-Each notebook checks the claims it touches with a ``claim_c*`` function (C1 ``metrics.c1_holds``, C2-C4 in
-``sft``, C5-C6 in ``score``, C7-C8 in the ablation and scaling notebooks' modules) and stores the verdict in its
-run's ``metrics.json``. ``collect`` gathers every verdict for the report:
+One check per claim, each a function of the numbers a notebook measured that returns a verdict: a dict with
+``claim``, ``holds``, ``evidence`` and the verdict's parts (C1's check returns a bare boolean). The notebooks call
+them (01 ``c1_holds``, 10 ``claim_c2``-``claim_c4``, 20 ``claim_c5``, 30 ``claim_c6``, 40 ``claim_c7``, 50
+``claim_c8``) and store the verdicts in their ``metrics.json``.
 
-- where the run stores the numbers the check reads (C1, C2, C4, C6, C7, C8 in ``metrics.json``; C5 from the
-  training histories), the verdict is **recomputed** from them with the same function the notebook called, and the
-  stored verdict is compared with it (a disagreement is reported: the run was made by other code);
-- where it does not (C3 needs every trace's edit ratio), or the recomputation cannot run on an older run's files,
-  the **stored** verdict is read (and the reason noted).
-
-A run that is missing (no folder, or no ``metrics.json``: unfinished or failed) is reported as "missing run" with the
-command that makes it; an unreadable file as "unreadable" with the error; neither stops the collection.
+Then the registry ``CLAIMS``: what each claim says, the paper's evidence, the notebook and report field naming the
+run that checks it, where that run stores the verdict, and how to recompute it from the run's files (the same check
+on the stored numbers). ``scorelib.checklist`` collects every run's verdicts for the report (notebook 90).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
-MISSING = "missing run"
-NOT_RECORDED = "not recorded"
-UNREADABLE = "unreadable"
+from scorelib.jsonl import read_jsonl
+from scorelib.sft import PAIR_DPLUS, STAR_D, STAR_DPLUS
 
 
+# ------------------------------------------------------------------ C1 (notebook 01: the base model)
+def c1_holds(m: dict) -> bool:
+    """Claim C1 on a metrics dict: intrinsic self-correction is useless or harmful (Δ ≤ 0 and Δc→i ≥ Δi→c)."""
+    return bool(m["delta"] <= 0 and m["delta_c2i"] >= m["delta_i2c"])
+
+
+# ------------------------------------------------------------------ C2-C4 (notebook 10: STaR and Pair-SFT)
+NEAR_ZERO_EDIT = 0.05  # an edit-distance ratio below this is "no real change" (a copy or a one-digit edit)
+
+
+def _ci_contains_zero(row: dict, key: str = "delta") -> bool:
+    return row[f"{key}_lo"] <= 0 <= row[f"{key}_hi"]
+
+
+def claim_c2(base: dict, rows: dict) -> dict:
+    """C2: STaR on D_STaR changes answers, right ones included (the lower end of its Δc→i CI above the
+    base's Δc→i); the D+ variants learn not to change answers, checked as Δ ≈ 0 (the CI of Δ contains 0)."""
+    star_d = rows[STAR_D]
+    plus = {m: rows[m] for m in (STAR_DPLUS, PAIR_DPLUS)}
+    part_a = star_d["delta_c2i_lo"] > base["delta_c2i"]
+    part_b = all(_ci_contains_zero(r) for r in plus.values())
+    evidence = (f"STaR D_STaR Δc→i {star_d['delta_c2i']:.1f} [{star_d['delta_c2i_lo']:.1f}, {star_d['delta_c2i_hi']:.1f}] "
+                f"vs base {base['delta_c2i']:.1f}; " + "; ".join(
+                    f"{m} Δ {r['delta']:.1f} [{r['delta_lo']:.1f}, {r['delta_hi']:.1f}]" for m, r in plus.items()))
+    return dict(claim="C2", holds=bool(part_a and part_b), star_changes_more=bool(part_a), plus_no_change=bool(part_b),
+                evidence=evidence)
+
+
+def near_zero_share(ratios) -> float:
+    r = np.asarray(ratios, dtype=float)
+    return 100.0 * float((r < NEAR_ZERO_EDIT).mean()) if r.size else float("nan")
+
+
+def claim_c3(base_ratios, pair_data, pair_model, star_model) -> dict:
+    """C3: Pair-SFT's own traces collapse to minimal edits (more mass near 0 than its training data
+    and than the base) while STaR keeps the base's distribution (near-0 share within 10 points)."""
+    b, d, p, s = (near_zero_share(x) for x in (base_ratios, pair_data, pair_model, star_model))
+    pair_collapses = p > d + 10 and p > b + 10
+    star_keeps = abs(s - b) <= 10
+    return dict(claim="C3", holds=bool(pair_collapses and star_keeps), pair_collapses=bool(pair_collapses),
+                star_keeps_base_shape=bool(star_keeps),
+                evidence=(f"share of traces with edit ratio < {NEAR_ZERO_EDIT}: base {b:.0f}%, Pair-SFT data {d:.0f}%, "
+                          f"Pair-SFT model {p:.0f}%, STaR model {s:.0f}%"))
+
+
+def claim_c4(curve) -> dict:
+    """C4: over the Pair-SFT epoch the correction rate rises on fixed first attempts but falls on the
+    model's own first attempts (Fig. 4), by the end-minus-start change of each series; ``gap`` is the
+    weaker finding that the own-attempt series gains less than both fixed ones."""
+    change = {c: float(curve[c].iloc[-1] - curve[c].iloc[0]) for c in curve.columns}
+    fixed = [v for c, v in change.items() if c.startswith("fixed")]
+    own = [v for c, v in change.items() if c.startswith("own")]
+    ok = bool(fixed and own) and all(np.isfinite(fixed + own))
+    holds = ok and min(fixed) > 0 and own[0] < 0
+    gap = ok and own[0] < min(fixed)
+    return dict(claim="C4", holds=bool(holds), gap=bool(gap), change=change,
+                evidence="change over the epoch (points): " + ", ".join(f"{c} {v:+.1f}" for c, v in change.items()))
+
+
+# ------------------------------------------------------------------ C5 and C6 (notebooks 20 and 30)
+def claim_c5(curve: pd.DataFrame, baseline: str, stage1: str, tail: int = 10) -> dict:
+    """C5: standard multi-turn RL collapses (its training turn-2 accuracy is no better than turn 1 at the
+    end, and its turn-2 different-answer rate falls), while Stage I keeps a gap (turn 2 above turn 1) and
+    keeps changing answers more than the baseline does."""
+    end = curve.tail(tail).mean()
+    start = curve.head(tail).mean()
+    gap_b = end[(baseline, "acc_t2")] - end[(baseline, "acc_t1")]
+    gap_s = end[(stage1, "acc_t2")] - end[(stage1, "acc_t1")]
+    diff_b = (start[(baseline, "different_answer")], end[(baseline, "different_answer")])
+    diff_s = end[(stage1, "different_answer")]
+    collapse = gap_b <= 0.5 and diff_b[1] < diff_b[0]
+    keeps = gap_s > 0.5 and diff_s > diff_b[1]
+    return dict(claim="C5", holds=bool(collapse and keeps), baseline_collapses=bool(collapse),
+                stage1_keeps_gap=bool(keeps),
+                evidence=(f"mean of the last {tail} training steps: {baseline} turn 2 - turn 1 = {gap_b:+.1f} points, "
+                          f"different answers {diff_b[0]:.0f}% -> {diff_b[1]:.0f}%; {stage1} turn 2 - turn 1 = "
+                          f"{gap_s:+.1f}, different answers {diff_s:.0f}%"))
+
+
+def claim_c6(rows: dict, score_name: str = "SCoRe", base_name: str = "Base model",
+             multi_turn_name: str = "Multi-turn RL") -> dict:
+    """C6: SCoRe has the largest Δ of all methods shown, positive (its 95% CI above 0), with Δi→c > Δc→i, and its
+    final accuracy (Acc@t2) above the base's and above standard multi-turn RL's (where those rows are shown: a
+    positive Δ bought with a worse first attempt is not self-correction worth having)."""
+    s = rows[score_name]
+    others = {k: r for k, r in rows.items() if k != score_name and r is not None}
+    if not others:
+        return dict(claim="C6", holds=False, largest=False, positive=False, i2c_above_c2i=False, final_above=False,
+                    evidence="not tested: no other method's row to compare with")
+    largest = all(s["delta"] > r["delta"] for r in others.values())
+    positive = s.get("delta_lo", s["delta"]) > 0
+    direction = s["delta_i2c"] > s["delta_c2i"]
+    finals = {k: others[k]["acc_t2"] for k in (base_name, multi_turn_name) if k in others and "acc_t2" in others[k]}
+    final_above = "acc_t2" in s and bool(finals) and all(s["acc_t2"] > v for v in finals.values())
+    return dict(claim="C6", holds=bool(largest and positive and direction and final_above), largest=bool(largest),
+                positive=bool(positive), i2c_above_c2i=bool(direction), final_above=bool(final_above),
+                evidence=(f"SCoRe Δ {s['delta']:+.1f} [{s.get('delta_lo', float('nan')):+.1f}, "
+                          f"{s.get('delta_hi', float('nan')):+.1f}], Δi→c {s['delta_i2c']:.1f} vs Δc→i "
+                          f"{s['delta_c2i']:.1f}, Acc@t2 {s.get('acc_t2', float('nan')):.1f} (" +
+                          (", ".join(f"{k} {v:.1f}" for k, v in finals.items()) or "no base or multi-turn RL row") +
+                          "); others' Δ: " + ", ".join(f"{k} {r['delta']:+.1f}" for k, r in others.items())))
+
+
+# ------------------------------------------------------------------ C7 (notebook 40: ablations)
+C7_ROWS = ("single_turn", "no_stage1", "no_shaping", "star")  # the ablations claim C7 names (digest section 10)
+
+
+def claim_c7(score_row: dict, rows: dict, differences: dict, claimed=C7_ROWS) -> dict:
+    """C7: each ablation the claim names (single-turn RL, no Stage I, no reward shaping, STaR in Stage II) has a
+    lower Δ than full SCoRe, judged by the 95% CI of the difference Δ(ablation) − Δ(SCoRe): it holds when every
+    named row's CI lies below 0. ``point_below``: the weaker finding that every point estimate is below SCoRe's.
+    ``rows``/``differences``: row id -> pooled metrics / delta_difference result (rows not named are reported in the
+    evidence, not judged). A named row that is missing makes the claim untested (holds False)."""
+    from scorelib.ablations import LABELS  # the rows' display names (imported here: ablations loads the trainer)
+
+    missing = [r for r in claimed if r not in rows or r not in differences]
+    detail = {r: dict(delta=rows[r]["delta"], **{k: differences[r][k] for k in ("diff", "diff_lo", "diff_hi")},
+                      below=bool(differences[r]["diff_hi"] < 0)) for r in rows if r in differences}
+    text = "; ".join(f"{LABELS.get(r, r)} Δ {d['delta']:+.1f}, minus SCoRe's {d['diff']:+.1f} "
+                     f"[{d['diff_lo']:+.1f}, {d['diff_hi']:+.1f}]" for r, d in detail.items())
+    head = f"SCoRe Δ {score_row['delta']:+.1f} [{score_row.get('delta_lo', math.nan):+.1f}, " \
+           f"{score_row.get('delta_hi', math.nan):+.1f}]; "
+    if missing:
+        return dict(claim="C7", holds=False, point_below=False, rows=detail, missing=missing,
+                    evidence=head + f"not tested: rows {missing} missing; " + text)
+    below = all(detail[r]["below"] for r in claimed)
+    point = all(detail[r]["diff"] < 0 for r in claimed)
+    return dict(claim="C7", holds=bool(below), point_below=bool(point), rows=detail, missing=[],
+                evidence=head + text)
+
+
+# ------------------------------------------------------------------ C8 (notebook 50: inference-compute scaling)
+def claim_c8(scaling: dict, model: str = "SCoRe") -> dict:
+    """C8: at the largest budget, sequential sampling with self-correction beats parallel sampling under majority
+    vote for SCoRe: sequential − parallel > 0 with its 95% CI above 0 (bootstrap over problems, seeds together).
+
+    ``scaling``: model name -> rows (one per budget, ``scaling_table(...).reset_index().to_dict("records")``, as
+    notebook 50 stores them in metrics.json); other models' rows at that budget go into the evidence."""
+    if not scaling.get(model):
+        return dict(claim="C8", holds=False, budget=None, diff=None, diff_lo=None, diff_hi=None,
+                    evidence=f"not tested: no {model} rows")
+    rows = {name: max(r, key=lambda x: x["budget"]) for name, r in scaling.items() if r}
+    s = rows[model]
+    holds = bool(s["diff"] > 0 and s["diff_lo"] > 0)
+    others = "; ".join(f"{name}: sequential {r['sequential']:.1f}, parallel {r['parallel']:.1f}, "
+                       f"difference {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]"
+                       for name, r in rows.items() if name != model)
+    return dict(claim="C8", holds=holds, budget=int(s["budget"]), diff=float(s["diff"]), diff_lo=float(s["diff_lo"]),
+                diff_hi=float(s["diff_hi"]),
+                evidence=(f"budget {int(s['budget'])}, {model}: sequential {s['sequential']:.1f} vs parallel "
+                          f"{s['parallel']:.1f}, difference {s['diff']:+.1f} [{s['diff_lo']:+.1f}, "
+                          f"{s['diff_hi']:+.1f}] (95% CI, {s['n']} problems x {s['seeds']} seed(s)); one sample "
+                          f"{s['single']:.1f}" + (f". {others}" if others else "")))
+
+
+# ------------------------------------------------------------------ the registry: each claim's text, run and check
 def _c1(m: dict, run_dir: Path) -> dict:
-    from scorelib.metrics import c1_holds
-
     return dict(claim="C1", holds=c1_holds(m),
                 evidence=(f"base model at T={m.get('temperature', 0):g}: Δ {m['delta']:+.1f} "
                           f"[{m.get('delta_lo', float('nan')):+.1f}, {m.get('delta_hi', float('nan')):+.1f}], "
@@ -38,46 +187,32 @@ def _c1(m: dict, run_dir: Path) -> dict:
 
 
 def _c2(m: dict, run_dir: Path) -> dict:
-    from scorelib.sft import claim_c2
-
     return claim_c2(m["rows"]["Base model"], m["rows"])
 
 
 def _c4(m: dict, run_dir: Path) -> dict:
-    from scorelib.sft import claim_c4
-
     curve = pd.DataFrame(m["fig4"])  # notebook 10 stores curve.reset_index(): the first column is the index
     return claim_c4(curve.set_index(curve.columns[0]).astype(float))
 
 
 def _c5(m: dict, run_dir: Path) -> dict:
-    from scorelib.score import claim_c5, curves
+    from scorelib.score import curves
 
-    def log(seed: int, key: str) -> list[dict]:
-        path = run_dir / f"history_seed{seed}_{key}.jsonl"
-        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-    logs = {name: [log(s, key) for s in m["seeds"]] for name, key in (("Multi-turn RL", "multi_turn"),
-                                                                        ("Stage I", "stage1"))}
+    logs = {name: [read_jsonl(run_dir / f"history_seed{s}_{key}.jsonl") for s in m["seeds"]]
+            for name, key in (("Multi-turn RL", "multi_turn"), ("Stage I", "stage1"))}
     return claim_c5(curves(logs), "Multi-turn RL", "Stage I")  # as notebook 20 calls them
 
 
 def _c6(m: dict, run_dir: Path) -> dict:
-    from scorelib.score import claim_c6
-
     return claim_c6(m["rows"])
 
 
 def _c7(m: dict, run_dir: Path) -> dict:
-    from scorelib.ablations import claim_c7
-
     rows = {r: x for r, x in m["rows"].items() if r != "SCoRe"}  # as notebook 40 calls it: the ablation rows
     return claim_c7(m["rows"]["SCoRe"], rows, m["differences"])
 
 
 def _c8(m: dict, run_dir: Path) -> dict:
-    from scorelib.scaling import claim_c8
-
     return claim_c8(m["scaling"])
 
 
@@ -122,130 +257,3 @@ def claim(claim_id: str) -> Claim:
         if c.id == claim_id:
             return c
     raise KeyError(f"no claim {claim_id!r}; valid: {[c.id for c in CLAIMS]}")
-
-
-def notebook_name(number: str, results_dir: str | Path | None = None) -> str:
-    """The full name of notebook NUMBER: the registered one, else a run folder of that number under results_dir,
-    else the number itself (a notebook not in this checkout yet)."""
-    from scorelib.config import NOTEBOOK_CONFIGS
-
-    names = [n for n in NOTEBOOK_CONFIGS if n.split("_", 1)[0] == number]
-    if not names and results_dir is not None and Path(results_dir).is_dir():
-        names = sorted(p.name for p in Path(results_dir).glob(f"{number}_*") if p.is_dir())
-    return names[0] if names else number
-
-
-def run_command(number: str, run_name: str, results_dir: str | Path | None = None) -> str:
-    """The command that makes a run (the runner takes a notebook's number as its name)."""
-    from scorelib.config import NOTEBOOK_CONFIGS
-
-    cmd = f"python -m scorelib run {number} -p run_name {run_name}"
-    if results_dir is not None:
-        cmd += f" --results {results_dir}"
-    if not any(n.split("_", 1)[0] == number for n in NOTEBOOK_CONFIGS):
-        cmd += f"  (notebook {number} is not in this checkout yet)"
-    return cmd
-
-
-def _dig(data: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-def _stored(c: Claim, m: dict) -> dict | None:
-    """The verdict a run stored, as a dict with 'holds' and 'evidence' (C1 stores a bare boolean)."""
-    v = _dig(m, c.stored)
-    if v is None:
-        return None
-    return dict(claim=c.id, holds=v, evidence="") if isinstance(v, bool) else v
-
-
-@dataclass
-class Verdict:
-    """One claim's verdict from one run."""
-
-    claim: str
-    text: str
-    paper: str
-    notebook: str  # the notebook's full name where known, else its number
-    run: str
-    run_dir: Path
-    status: str  # "holds", "does not hold", MISSING, NOT_RECORDED or UNREADABLE
-    holds: bool | None = None
-    evidence: str = ""
-    source: str = ""  # "recomputed" (from the run's numbers, with the notebook's function) or "stored"
-    note: str = ""  # e.g. the command that makes a missing run, or a stored verdict that disagrees
-    details: dict = field(default_factory=dict)  # the verdict's parts (e.g. C6's 'largest', 'positive')
-
-    def row(self) -> dict:
-        return {"claim": self.claim, "verdict": self.status, "evidence": self.evidence or self.note,
-                "run": f"{self.notebook}/{self.run}", "how": self.source,
-                "note": self.note if self.evidence else ""}
-
-
-def _verdict_of(c: Claim, m: dict, run_dir: Path) -> tuple[dict | None, str, str]:
-    """(verdict dict, source, note) of one claim on a readable metrics.json."""
-    stored = _stored(c, m)
-    if c.recompute is None:
-        return stored, "stored", ""
-    try:
-        fresh = c.recompute(m, run_dir)
-    except (KeyError, TypeError, ValueError, IndexError, OSError, ImportError) as e:  # lacks what the check reads
-        if stored is None:
-            raise
-        return stored, "stored", f"not recomputed ({type(e).__name__}: {e}): the stored verdict is shown"
-    note = ""
-    if stored is not None and bool(stored.get("holds")) != bool(fresh["holds"]):
-        note = (f"the run stored holds={bool(stored.get('holds'))}, its numbers give {bool(fresh['holds'])} "
-                "(made by other code?)")
-    if not fresh.get("evidence") and stored is not None:
-        fresh = {**fresh, "evidence": stored.get("evidence", "")}
-    return fresh, "recomputed", note
-
-
-def collect(results_dir: str | Path, runs: dict[str, str], claims: tuple[Claim, ...] = CLAIMS,
-            command_results: str | Path | None = None) -> list[Verdict]:
-    """Every claim's verdict with its evidence and run, from the runs named by ``runs`` (the report config's run
-    fields, e.g. {"eval_run": "default", "sft_run": "default", ...}; a field not given means "default").
-    ``command_results``: the --results folder to put in the command shown for a missing run (default: the
-    results folder itself)."""
-    results_dir = Path(results_dir)
-    out = []
-    for c in claims:
-        name = notebook_name(c.notebook, results_dir)
-        run_name = runs.get(c.run_field, "default")
-        d = results_dir / name / run_name
-        v = Verdict(c.id, c.text, c.paper, name, run_name, d, MISSING)
-        mpath = d / "metrics.json"
-        if not mpath.exists():
-            why = "no run folder" if not d.exists() else "the run has no metrics.json (unfinished or failed)"
-            v.note = f"{why}: {run_command(c.notebook, run_name, command_results or results_dir)}"
-            out.append(v)
-            continue
-        try:
-            m = json.loads(mpath.read_text())
-            if not isinstance(m, dict):
-                raise ValueError("metrics.json is not a JSON object")
-            verdict, v.source, v.note = _verdict_of(c, m, d)
-        except Exception as e:  # a malformed file is reported, not raised: the report shows every other claim
-            v.status, v.note = UNREADABLE, f"{mpath}: {type(e).__name__}: {e}"
-            out.append(v)
-            continue
-        if verdict is None:
-            v.status, v.note = NOT_RECORDED, (f"{mpath} has no {c.stored} (a run made before the check existed?): "
-                                              f"rerun with --force")
-        else:
-            v.holds = bool(verdict.get("holds"))
-            v.status = "holds" if v.holds else "does not hold"
-            v.evidence = str(verdict.get("evidence", ""))
-            v.details = {k: x for k, x in verdict.items() if k not in ("claim", "holds", "evidence")}
-        out.append(v)
-    return out
-
-
-def table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """The checklist: claim, verdict, evidence, the run it came from, and how the verdict was obtained."""
-    return pd.DataFrame([v.row() for v in verdicts]).set_index("claim")

@@ -572,7 +572,7 @@ class ReportConfig(RunParams):
     def upstream_runs(self) -> list[tuple[str, str]]:
         """(notebook, run_name) of every run the report reads (present or not): the runner reruns the report when
         one of them changed."""
-        from scorelib.claims import notebook_name
+        from scorelib.checklist import notebook_name
 
         return [(notebook_name(nb, self.results_dir), getattr(self, f)) for f, nb in REPORT_RUN_FIELDS.items()]
 

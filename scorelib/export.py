@@ -68,7 +68,7 @@ def export_html(results_dir: str | Path, runs: list[tuple[str, str]], out_dir: s
     """Export the executed notebook of each (notebook, run_name) in ``runs`` and, for notebook 90's run, its
     report.md, into ``out_dir``, with an index page. A missing run is listed with the command that makes it.
     Returns the index page's path."""
-    from scorelib.claims import run_command
+    from scorelib.checklist import run_command
 
     results, out = Path(results_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

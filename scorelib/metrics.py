@@ -390,6 +390,3 @@ def format_table(
     return df
 
 
-def c1_holds(m: dict) -> bool:
-    """Claim C1 on a metrics dict: intrinsic self-correction is useless or harmful (Δ ≤ 0 and Δc→i ≥ Δi→c)."""
-    return bool(m["delta"] <= 0 and m["delta_c2i"] >= m["delta_i2c"])

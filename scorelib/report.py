@@ -1,5 +1,5 @@
 """Notebook 90's report: every notebook's tables and figures beside the paper's, SCoRe as others measured it, the
-claims checklist (``scorelib.claims``) and the environment of every run, written to ``report.md``.
+claims checklist (``scorelib.checklist``) and the environment of every run, written to ``report.md``.
 
 The report computes no result of its own: it reads the files each notebook wrote (tables already hold the paper's
 rows beside ours, with CIs and the number of seeds), so no number is typed twice. A run that is missing is shown as
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scorelib import claims as claims_mod
+from scorelib import checklist
 from scorelib import paper
 from scorelib.config import REPORT_RUN_FIELDS
 from scorelib.results import atomic_write_text
@@ -74,11 +74,11 @@ def find_runs(cfg, command_results: str | Path | None = None) -> dict[str, RunIn
     results = Path(cfg.results_dir)
     out = {}
     for f, number in REPORT_RUN_FIELDS.items():
-        name, run = claims_mod.notebook_name(number, results), getattr(cfg, f)
+        name, run = checklist.notebook_name(number, results), getattr(cfg, f)
         d = results / name / run
         status = "finished" if (d / "metrics.json").exists() else "unfinished" if d.exists() else "missing"
         info = RunInfo(f, number, name, run, d, status,
-                       command=claims_mod.run_command(number, run, command_results or results))
+                       command=checklist.run_command(number, run, command_results or results))
         if d.exists():
             info.metrics, info.config = _read(d / "metrics.json"), _read(d / "config.json")
             info.manifest, info.done = _read(d / "manifest.json"), _read(d / "done.json")
@@ -288,7 +288,7 @@ def _md(df: pd.DataFrame) -> str:
 
 
 def claims_section(verdicts: list) -> Section:
-    table = claims_mod.table(verdicts)
+    table = checklist.table(verdicts)
     how = ("*recomputed*: from the run's stored numbers with the notebook's own `claim_c*` function (C1, C2, "
            "C4-C8); *stored*: the verdict the notebook wrote (C3, which needs every trace's edit ratio).")
     return Section("Claims C1–C8", f"{how}\n\n{_md(table)}", tables={"claims": table})

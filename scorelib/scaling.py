@@ -232,7 +232,7 @@ def budget_votes(samples: BudgetSamples, budgets: Sequence[int],
                 single=correct.mean(axis=1))
 
 
-# --------------------------------------------------------------------------- tables and claim C8
+# --------------------------------------------------------------------------- tables (claim C8: scorelib.claims)
 
 def scaling_table(votes: Sequence[dict], budgets: Sequence[int], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per budget for one model, pooled over its seeds (``votes``: one ``budget_votes`` per seed, on the
@@ -253,29 +253,6 @@ def scaling_table(votes: Sequence[dict], budgets: Sequence[int], n_boot: int = 1
                          if len(per_problem) > 1 else float("nan"),
                          single=100.0 * float(np.mean([v["single"] for v in votes])), n=s["n"], seeds=len(votes)))
     return pd.DataFrame(rows).set_index("budget")
-
-
-def claim_c8(scaling: dict, model: str = "SCoRe") -> dict:
-    """C8: at the largest budget, sequential sampling with self-correction beats parallel sampling under majority
-    vote for SCoRe: sequential − parallel > 0 with its 95% CI above 0 (bootstrap over problems, seeds together).
-
-    ``scaling``: model name -> rows (one per budget, ``scaling_table(...).reset_index().to_dict("records")``, as
-    notebook 50 stores them in metrics.json); other models' rows at that budget go into the evidence."""
-    if not scaling.get(model):
-        return dict(claim="C8", holds=False, budget=None, diff=None, diff_lo=None, diff_hi=None,
-                    evidence=f"not tested: no {model} rows")
-    rows = {name: max(r, key=lambda x: x["budget"]) for name, r in scaling.items() if r}
-    s = rows[model]
-    holds = bool(s["diff"] > 0 and s["diff_lo"] > 0)
-    others = "; ".join(f"{name}: sequential {r['sequential']:.1f}, parallel {r['parallel']:.1f}, "
-                       f"difference {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]"
-                       for name, r in rows.items() if name != model)
-    return dict(claim="C8", holds=holds, budget=int(s["budget"]), diff=float(s["diff"]), diff_lo=float(s["diff_lo"]),
-                diff_hi=float(s["diff_hi"]),
-                evidence=(f"budget {int(s['budget'])}, {model}: sequential {s['sequential']:.1f} vs parallel "
-                          f"{s['parallel']:.1f}, difference {s['diff']:+.1f} [{s['diff_lo']:+.1f}, "
-                          f"{s['diff_hi']:+.1f}] (95% CI, {s['n']} problems x {s['seeds']} seed(s)); one sample "
-                          f"{s['single']:.1f}" + (f". {others}" if others else "")))
 
 
 def fig1_table(tables: dict[str, pd.DataFrame], paper_curve: dict | None = None) -> pd.DataFrame:

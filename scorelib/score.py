@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from scorelib import metrics as M
 from scorelib import rl
 from scorelib.evaluate import evaluate_attempts, evaluate_two_turn
+from scorelib.jsonl import read_jsonl
 from scorelib.models import is_peft, load_model, save_model, trainable_copy
 from scorelib.results import cached, write_json
 
@@ -278,51 +278,8 @@ def curves(logs: dict[str, list[list[dict]]], keys=("acc_t1", "acc_t2", "differe
     return pd.concat(frames, axis=1)
 
 
-def claim_c5(curve: pd.DataFrame, baseline: str, stage1: str, tail: int = 10) -> dict:
-    """C5: standard multi-turn RL collapses (its training turn-2 accuracy is no better than turn 1 at the
-    end, and its turn-2 different-answer rate falls), while Stage I keeps a gap (turn 2 above turn 1) and
-    keeps changing answers more than the baseline does."""
-    end = curve.tail(tail).mean()
-    start = curve.head(tail).mean()
-    gap_b = end[(baseline, "acc_t2")] - end[(baseline, "acc_t1")]
-    gap_s = end[(stage1, "acc_t2")] - end[(stage1, "acc_t1")]
-    diff_b = (start[(baseline, "different_answer")], end[(baseline, "different_answer")])
-    diff_s = end[(stage1, "different_answer")]
-    collapse = gap_b <= 0.5 and diff_b[1] < diff_b[0]
-    keeps = gap_s > 0.5 and diff_s > diff_b[1]
-    return dict(claim="C5", holds=bool(collapse and keeps), baseline_collapses=bool(collapse),
-                stage1_keeps_gap=bool(keeps),
-                evidence=(f"mean of the last {tail} training steps: {baseline} turn 2 - turn 1 = {gap_b:+.1f} points, "
-                          f"different answers {diff_b[0]:.0f}% -> {diff_b[1]:.0f}%; {stage1} turn 2 - turn 1 = "
-                          f"{gap_s:+.1f}, different answers {diff_s:.0f}%"))
-
-
-def claim_c6(rows: dict, score_name: str = "SCoRe", base_name: str = "Base model",
-             multi_turn_name: str = "Multi-turn RL") -> dict:
-    """C6: SCoRe has the largest Δ of all methods shown, positive (its 95% CI above 0), with Δi→c > Δc→i, and its
-    final accuracy (Acc@t2) above the base's and above standard multi-turn RL's (where those rows are shown: a
-    positive Δ bought with a worse first attempt is not self-correction worth having)."""
-    s = rows[score_name]
-    others = {k: r for k, r in rows.items() if k != score_name and r is not None}
-    if not others:
-        return dict(claim="C6", holds=False, largest=False, positive=False, i2c_above_c2i=False, final_above=False,
-                    evidence="not tested: no other method's row to compare with")
-    largest = all(s["delta"] > r["delta"] for r in others.values())
-    positive = s.get("delta_lo", s["delta"]) > 0
-    direction = s["delta_i2c"] > s["delta_c2i"]
-    finals = {k: others[k]["acc_t2"] for k in (base_name, multi_turn_name) if k in others and "acc_t2" in others[k]}
-    final_above = "acc_t2" in s and bool(finals) and all(s["acc_t2"] > v for v in finals.values())
-    return dict(claim="C6", holds=bool(largest and positive and direction and final_above), largest=bool(largest),
-                positive=bool(positive), i2c_above_c2i=bool(direction), final_above=bool(final_above),
-                evidence=(f"SCoRe Δ {s['delta']:+.1f} [{s.get('delta_lo', float('nan')):+.1f}, "
-                          f"{s.get('delta_hi', float('nan')):+.1f}], Δi→c {s['delta_i2c']:.1f} vs Δc→i "
-                          f"{s['delta_c2i']:.1f}, Acc@t2 {s.get('acc_t2', float('nan')):.1f} (" +
-                          (", ".join(f"{k} {v:.1f}" for k, v in finals.items()) or "no base or multi-turn RL row") +
-                          "); others' Δ: " + ", ".join(f"{k} {r['delta']:+.1f}" for k, r in others.items())))
-
-
 def _log_seconds(path: Path) -> tuple[float, float]:
-    rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()] if Path(path).exists() else []
+    rows = read_jsonl(path) if Path(path).exists() else []
     return sum(r["sample_s"] for r in rows), sum(r["train_s"] for r in rows)
 
 

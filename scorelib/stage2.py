@@ -14,10 +14,9 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from scorelib import score, stage1
+from scorelib import claims, score, stage1
 from scorelib.config import ConfigError
 from scorelib.models import load_model
-from scorelib.protocol import describe as describe_protocol
 from scorelib.results import Run, require_run, resolve_model, run_dir
 from scorelib.stage1 import SeedRun, evaluate, stage1_model
 from scorelib.tasks import load_task
@@ -159,7 +158,7 @@ def summary(su: Setup, table2: Table2, runs: list[SeedRun], sweep_rows: list[dic
     protocols the numbers were measured under."""
     cfg = su.cfg
     return dict(rows=table2.rows, missing=table2.missing, notes=table2.notes,
-                claims=dict(C6=score.claim_c6(table2.rows)),
+                claims=dict(C6=claims.claim_c6(table2.rows)),
                 seeds=list(cfg.seeds), selected=[r.selected for r in runs],
                 sweep=sweep_rows[len(SWEEP_REFERENCES):], protocol=su.protocol,
                 sweep_protocol=sweep_protocol(su) if cfg.sweep else None)

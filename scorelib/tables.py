@@ -38,5 +38,5 @@ def columns(rows: Mapping[str, dict], headers: Mapping[str, str], digits: int = 
 
 
 def claims(*verdicts: dict) -> pd.DataFrame:
-    """The claims table: one line per claim check (``score.claim_c6`` and the like), whether it holds and why."""
+    """The claims table: one line per claim check (``claims.claim_c6`` and the like), whether it holds and why."""
     return pd.DataFrame([{k: v[k] for k in ("claim", "holds", "evidence")} for v in verdicts]).set_index("claim")

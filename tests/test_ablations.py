@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scorelib import ablations, config, rl, score
+from scorelib import ablations, claims, config, rl, score
 from scorelib import metrics as M
 from scorelib import results as R
 from scorelib.models import build_tiny_model, build_tiny_tokenizer
@@ -252,19 +252,19 @@ def test_claim_c7_flips_with_its_inputs():
     score_row = dict(delta=4.0, delta_lo=2.0, delta_hi=6.0)
     rows = {r: dict(delta=1.0) for r in ablations.ROWS}
     diffs = {r: _diff(-3.0, -5.0, -1.0) for r in ablations.ROWS}
-    c = ablations.claim_c7(score_row, rows, diffs)
+    c = claims.claim_c7(score_row, rows, diffs)
     assert c["holds"] and c["point_below"] and c["claim"] == "C7" and c["missing"] == []
     # one named row's CI reaches 0: the claim no longer holds (its point estimate is still below)
-    c = ablations.claim_c7(score_row, rows, {**diffs, "no_shaping": _diff(-1.0, -3.0, 0.5)})
+    c = claims.claim_c7(score_row, rows, {**diffs, "no_shaping": _diff(-1.0, -3.0, 0.5)})
     assert not c["holds"] and c["point_below"] and not c["rows"]["no_shaping"]["below"]
     # a row the claim does not name is reported, not judged
-    c = ablations.claim_c7(score_row, rows, {**diffs, "gamma": _diff(2.0, 1.0, 3.0)})
+    c = claims.claim_c7(score_row, rows, {**diffs, "gamma": _diff(2.0, 1.0, 3.0)})
     assert c["holds"] and "Fig. 8" in c["evidence"]
     # an ablation above SCoRe
-    c = ablations.claim_c7(score_row, rows, {**diffs, "star": _diff(1.0, -1.0, 3.0)})
+    c = claims.claim_c7(score_row, rows, {**diffs, "star": _diff(1.0, -1.0, 3.0)})
     assert not c["holds"] and not c["point_below"]
     # a named row missing: not tested
-    c = ablations.claim_c7(score_row, {k: v for k, v in rows.items() if k != "star"}, diffs)
+    c = claims.claim_c7(score_row, {k: v for k, v in rows.items() if k != "star"}, diffs)
     assert not c["holds"] and c["missing"] == ["star"] and "not tested" in c["evidence"]
 
 

@@ -423,7 +423,7 @@ def test_format_table_missing_key_raises():
 
 
 def test_c1_holds_hand_cases():
-    from scorelib.metrics import c1_holds
+    from scorelib.claims import c1_holds
 
     assert c1_holds(two_turn_metrics([1, 1, 0, 0], [1, 0, 0, 0]))  # Δ -25, c→i 25 ≥ i→c 0
     assert c1_holds(two_turn_metrics([1, 0], [1, 0]))  # no change at all: Δ 0, 0 ≥ 0

@@ -78,6 +78,17 @@ def test_valid_nbformat(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_cell_has_a_unique_id(path):
+    """nbformat 4.5 wants a cell id (JupyterLab and nbformat add random ones on save, a noisy diff otherwise)."""
+    import json
+
+    cells = json.loads(path.read_text())["cells"]
+    ids = [c.get("id") for c in cells]
+    assert all(isinstance(i, str) and re.fullmatch(r"[a-zA-Z0-9-_]{1,64}", i) for i in ids), ids
+    assert len(set(ids)) == len(ids), ids
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_first_cell_is_a_markdown_title(path):
     first = load(path).cells[0]
     assert first.cell_type == "markdown"

@@ -233,7 +233,7 @@ def test_90_report_runs_last_and_writes_report_claims_and_html(smoke_results):
 
 
 def test_50_writes_scaling_curves_fig7_and_c8(smoke_results):
-    from scorelib.scaling import claim_c8
+    from scorelib.claims import claim_c8
 
     d = smoke_results / "50_inference_scaling" / "smoke"
     for f in ("50_inference_scaling.ipynb", "tables/fig1_scaling.csv", "tables/fig1_scaling.md", "tables/gains.csv",

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from scorelib import claims, config, export, report
+from scorelib import checklist, claims, config, export, report
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {f: "r" for f in config.REPORT_RUN_FIELDS}
@@ -28,7 +28,7 @@ def _row(t1, t2, i2c, c2i, **ci) -> dict:
 
 
 def _verdicts(results: Path) -> dict:
-    return {v.claim: v for v in claims.collect(results, RUNS)}
+    return {v.claim: v for v in checklist.collect(results, RUNS)}
 
 
 def test_every_claim_is_registered_once_with_a_notebook_and_a_run_field():
@@ -39,7 +39,7 @@ def test_every_claim_is_registered_once_with_a_notebook_and_a_run_field():
 
 def test_missing_runs_are_reported_with_the_command_that_makes_them(tmp_path):
     vs = _verdicts(tmp_path)
-    assert [v.status for v in vs.values()] == [claims.MISSING] * 8
+    assert [v.status for v in vs.values()] == [checklist.MISSING] * 8
     assert "python -m scorelib run 01 -p run_name r" in vs["C1"].note and str(tmp_path) in vs["C1"].note
     assert vs["C6"].notebook == "30_score_stage2" and vs["C6"].holds is None
     _write(tmp_path / "30_score_stage2" / "r")  # a folder without metrics.json: unfinished or failed
@@ -101,7 +101,7 @@ def test_c2_and_c4_are_recomputed_from_notebook_10s_numbers(tmp_path):
     vs = _verdicts(tmp_path)
     assert (vs["C2"].holds, vs["C4"].holds) == (False, False)
     assert "numbers give False" in vs["C2"].note and "numbers give False" in vs["C4"].note
-    assert vs["C3"].status == claims.NOT_RECORDED
+    assert vs["C3"].status == checklist.NOT_RECORDED
 
 
 def _history(steps: int, t1: float, t2: float, diff: tuple) -> str:
@@ -123,7 +123,7 @@ def test_c5_is_recomputed_from_the_training_histories(tmp_path):
 
 
 def test_a_run_without_the_numbers_gives_its_stored_verdict(tmp_path):
-    nb40, nb50 = claims.notebook_name("40"), claims.notebook_name("50")
+    nb40, nb50 = checklist.notebook_name("40"), checklist.notebook_name("50")
     nb40, nb50 = (nb40 if nb40 != "40" else "40_x"), (nb50 if nb50 != "50" else "50_x")
     _write(tmp_path / nb40 / "r", dict(claims=dict(C7=dict(claim="C7", holds=False, evidence="e7"))))
     _write(tmp_path / nb50 / "r", dict(claims=dict(C8=dict(claim="C8", holds=True, evidence="e8"))))
@@ -136,18 +136,18 @@ def test_a_run_without_the_numbers_gives_its_stored_verdict(tmp_path):
 def test_a_notebook_not_registered_is_found_by_its_number(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "NOTEBOOK_CONFIGS", {k: v for k, v in config.NOTEBOOK_CONFIGS.items()
                                                      if not k.startswith("50")})
-    assert claims.notebook_name("50", tmp_path) == "50"
+    assert checklist.notebook_name("50", tmp_path) == "50"
     _write(tmp_path / "50_other_name" / "r", dict(claims=dict(C8=dict(claim="C8", holds=True, evidence="e8"))))
     v = _verdicts(tmp_path)["C8"]
     assert (v.notebook, v.status) == ("50_other_name", "holds")
-    assert "(notebook 50 is not in this checkout yet)" in claims.run_command("50", "r")
+    assert "(notebook 50 is not in this checkout yet)" in checklist.run_command("50", "r")
 
 
 def test_c8_is_recomputed_and_flips_with_its_numbers(tmp_path):
     pytest.importorskip("scorelib.scaling")
     row = dict(budget=32, sequential=70.0, parallel=67.0, diff=3.0, diff_lo=1.0, diff_hi=5.0, n=64, seeds=1,
                single=60.0)
-    d = tmp_path / claims.notebook_name("50") / "r"
+    d = tmp_path / checklist.notebook_name("50") / "r"
     _write(d, dict(scaling={"SCoRe": [{**row, "budget": 2, "diff_lo": -9.0}, row]}, claims=dict(C8=dict(holds=True))))
     v = _verdicts(tmp_path)["C8"]
     assert (v.holds, v.source, v.note) == (True, "recomputed", "") and v.details["budget"] == 32
@@ -159,13 +159,13 @@ def test_c8_is_recomputed_and_flips_with_its_numbers(tmp_path):
 def test_c7_is_recomputed_and_flips_with_its_numbers(tmp_path):
     ablations = pytest.importorskip("scorelib.ablations")
     rows = {"SCoRe": _row(50.0, 53.0, 5.0, 2.0, delta_lo=2.0, delta_hi=4.0)}
-    rows.update({r: _row(50.0, 50.0, 3.0, 3.0) for r in ablations.C7_ROWS})
-    diffs = {r: dict(diff=-3.0, diff_lo=-5.0, diff_hi=-1.0, n=64) for r in ablations.C7_ROWS}
-    d = tmp_path / claims.notebook_name("40") / "r"
+    rows.update({r: _row(50.0, 50.0, 3.0, 3.0) for r in claims.C7_ROWS})
+    diffs = {r: dict(diff=-3.0, diff_lo=-5.0, diff_hi=-1.0, n=64) for r in claims.C7_ROWS}
+    d = tmp_path / checklist.notebook_name("40") / "r"
     _write(d, dict(rows=rows, differences=diffs, claims=dict(C7=dict(holds=True))))
     v = _verdicts(tmp_path)["C7"]
     assert (v.holds, v.source, v.note) == (True, "recomputed", "")
-    diffs[ablations.C7_ROWS[0]]["diff_hi"] = 0.5  # one ablation's difference no longer below 0
+    diffs[claims.C7_ROWS[0]]["diff_hi"] = 0.5  # one ablation's difference no longer below 0
     _write(d, dict(rows=rows, differences=diffs, claims=dict(C7=dict(holds=True))))
     assert _verdicts(tmp_path)["C7"].holds is False
 
@@ -174,15 +174,15 @@ def test_c7_is_recomputed_and_flips_with_its_numbers(tmp_path):
 def test_a_malformed_metrics_file_is_reported_not_raised(tmp_path, text):
     _write(tmp_path / "30_score_stage2" / "r", text)
     vs = _verdicts(tmp_path)
-    assert vs["C6"].status == claims.UNREADABLE and "metrics.json" in vs["C6"].note
-    assert vs["C1"].status == claims.MISSING
+    assert vs["C6"].status == checklist.UNREADABLE and "metrics.json" in vs["C6"].note
+    assert vs["C1"].status == checklist.MISSING
 
 
 def test_checklist_table_lists_every_claim(tmp_path):
     _write(tmp_path / "01_base_model_self_correction" / "r", {**_row(50.0, 47.0, 2.0, 5.0), "c1_holds": True})
-    t = claims.table(claims.collect(tmp_path, RUNS))
+    t = checklist.table(checklist.collect(tmp_path, RUNS))
     assert list(t.index) == [f"C{i}" for i in range(1, 9)]
-    assert list(t["verdict"]) == ["holds"] + [claims.MISSING] * 7
+    assert list(t["verdict"]) == ["holds"] + [checklist.MISSING] * 7
 
 
 # ------------------------------------------------------------------ README block

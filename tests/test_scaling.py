@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from scorelib import claims
 from scorelib import config as C
 from scorelib import scaling as S
 from scorelib.results import MissingInput
@@ -182,14 +183,14 @@ def _rows(diff, lo, hi, budget=32, par=60.0):
 
 def test_claim_c8_needs_the_largest_budgets_difference_above_zero_with_its_ci():
     base = [_rows(-1.0, -3.0, 1.0)]
-    assert S.claim_c8({"SCoRe": [_rows(3.0, 1.0, 5.0)], "Base": base})["holds"] is True
-    assert S.claim_c8({"SCoRe": [_rows(3.0, -0.5, 6.5)], "Base": base})["holds"] is False  # CI reaches 0
-    assert S.claim_c8({"SCoRe": [_rows(-2.0, -4.0, -0.1)]})["holds"] is False
+    assert claims.claim_c8({"SCoRe": [_rows(3.0, 1.0, 5.0)], "Base": base})["holds"] is True
+    assert claims.claim_c8({"SCoRe": [_rows(3.0, -0.5, 6.5)], "Base": base})["holds"] is False  # CI reaches 0
+    assert claims.claim_c8({"SCoRe": [_rows(-2.0, -4.0, -0.1)]})["holds"] is False
     # the largest budget decides, whatever the smaller ones show
-    c8 = S.claim_c8({"SCoRe": [_rows(5.0, 2.0, 8.0, budget=16), _rows(1.0, -1.0, 3.0, budget=32)]})
+    c8 = claims.claim_c8({"SCoRe": [_rows(5.0, 2.0, 8.0, budget=16), _rows(1.0, -1.0, 3.0, budget=32)]})
     assert c8["holds"] is False and c8["budget"] == 32 and c8["diff"] == 1.0
-    assert "Base" in S.claim_c8({"SCoRe": [_rows(3.0, 1.0, 5.0)], "Base": base})["evidence"]
-    missing = S.claim_c8({"Base": base})
+    assert "Base" in claims.claim_c8({"SCoRe": [_rows(3.0, 1.0, 5.0)], "Base": base})["evidence"]
+    missing = claims.claim_c8({"Base": base})
     assert missing["holds"] is False and "not tested" in missing["evidence"]
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from scorelib import config, rl, score
+from scorelib import claims, config, rl, score
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, is_peft, is_tiny
 from scorelib.tasks import load_task
 
@@ -94,10 +94,10 @@ def _curve(b1, b2, bd, s1, s2, sd, n=10):
 
 def test_claim_c5():
     collapse = _curve((40, 70), (38, 70), (40, 10), (40, 41), (40, 50), (40, 35))
-    c = score.claim_c5(collapse, "MT", "S1", tail=3)
+    c = claims.claim_c5(collapse, "MT", "S1", tail=3)
     assert c["holds"] and c["baseline_collapses"] and c["stage1_keeps_gap"]
     no_collapse = _curve((40, 60), (40, 70), (40, 40), (40, 41), (40, 50), (40, 35))
-    assert not score.claim_c5(no_collapse, "MT", "S1", tail=3)["holds"]
+    assert not claims.claim_c5(no_collapse, "MT", "S1", tail=3)["holds"]
 
 
 def test_claim_c6():
@@ -105,18 +105,18 @@ def test_claim_c6():
         return dict(delta=d, delta_i2c=i2c, delta_c2i=c2i, delta_lo=lo, delta_hi=d + 1, acc_t2=t2)
     rows = {"Base model": r(-3, 2, 5, -4, 41.4), "Multi-turn RL": r(-1, 2, 3, -2, 55.0), "STaR": r(0.4, 2.6, 2.2, -1),
             "SCoRe": r(4.4, 5.8, 1.4, 2, 64.4)}
-    c = score.claim_c6(rows)
+    c = claims.claim_c6(rows)
     assert c["holds"] and c["final_above"] and "Multi-turn RL 55.0" in c["evidence"]
-    assert not score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, -0.5, 64.4)})["holds"]  # CI touches 0
-    assert not score.claim_c6({**rows, "STaR": r(5, 6, 1, 3)})["holds"]  # not the largest
-    worse = score.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, 2, 54.0)})  # a positive Δ from a worse first attempt
+    assert not claims.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, -0.5, 64.4)})["holds"]  # CI touches 0
+    assert not claims.claim_c6({**rows, "STaR": r(5, 6, 1, 3)})["holds"]  # not the largest
+    worse = claims.claim_c6({**rows, "SCoRe": r(4.4, 5.8, 1.4, 2, 54.0)})  # a positive Δ from a worse first attempt
     assert not worse["holds"] and not worse["final_above"] and worse["largest"] and worse["positive"]
-    no_final = score.claim_c6({"STaR": r(0.4, 2.6, 2.2, -1), "SCoRe": r(4.4, 5.8, 1.4, 2, 64.4)})
+    no_final = claims.claim_c6({"STaR": r(0.4, 2.6, 2.2, -1), "SCoRe": r(4.4, 5.8, 1.4, 2, 64.4)})
     assert not no_final["holds"] and "no base or multi-turn RL row" in no_final["evidence"]
 
 
 def test_claim_c6_needs_something_to_compare():
-    c = score.claim_c6({"SCoRe": dict(delta=3, delta_i2c=4, delta_c2i=1, delta_lo=1, delta_hi=5)})
+    c = claims.claim_c6({"SCoRe": dict(delta=3, delta_i2c=4, delta_c2i=1, delta_lo=1, delta_hi=5)})
     assert not c["holds"] and c["evidence"].startswith("not tested")
 
 
@@ -402,7 +402,7 @@ def test_stage2_sweep_compares_with_stage1_and_the_main_run(tmp_path, monkeypatc
                        [], ["a note"])
     m = stage2.summary(su, t2, [_seed_run(4, [1], [1])], rows)
     assert m["sweep"] == [dict(variant="alpha-3.0")]  # the reference rows are in the table, not in metrics.json
-    assert m["claims"]["C6"] == score.claim_c6(t2.rows) and m["notes"] == ["a note"] and m["seeds"] == [4, 5]
+    assert m["claims"]["C6"] == claims.claim_c6(t2.rows) and m["notes"] == ["a note"] and m["seeds"] == [4, 5]
     assert m["sweep_protocol"] == "validation split, seeds [4] (neither the tuning nor the reporting set)"
     assert stage2.summary(_setup(tmp_path / "b", sweep=()), t2, [], [])["sweep_protocol"] is None
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scorelib import metrics as M
-from scorelib import prompts, sft
+from scorelib import claims, prompts, sft
 from scorelib.config import SFTConfig
 from scorelib import rollout as R
 from scorelib.models import build_random_model, build_tiny_tokenizer
@@ -160,26 +160,26 @@ def row(delta, i2c, c2i, width=1.0):
 def test_claim_c2():
     base = row(-3, 2, 5)
     holds = {sft.STAR_D: row(-6, 4, 10), sft.STAR_DPLUS: row(0.2, 1, 0.8), sft.PAIR_DPLUS: row(0, 0, 0)}
-    assert sft.claim_c2(base, holds)["holds"]
-    assert not sft.claim_c2(base, {**holds, sft.STAR_D: row(-3, 2, 5.5)})["holds"]  # Δc→i not clearly above base
-    assert not sft.claim_c2(base, {**holds, sft.PAIR_DPLUS: row(3, 4, 1)})["holds"]  # D+ still changes answers
+    assert claims.claim_c2(base, holds)["holds"]
+    assert not claims.claim_c2(base, {**holds, sft.STAR_D: row(-3, 2, 5.5)})["holds"]  # Δc→i not clearly above base
+    assert not claims.claim_c2(base, {**holds, sft.PAIR_DPLUS: row(3, 4, 1)})["holds"]  # D+ still changes answers
 
 
 def test_claim_c3():
     base = [0.0] * 6 + [0.6] * 4  # 60% near zero
     data = [0.5] * 10  # large edits in the data
-    assert sft.claim_c3(base, data, [0.0] * 10, base)["holds"]
-    assert not sft.claim_c3(base, data, base, base)["holds"]  # Pair-SFT kept the base's shape: no collapse
-    assert sft.near_zero_share([0.01, 0.2]) == 50.0
+    assert claims.claim_c3(base, data, [0.0] * 10, base)["holds"]
+    assert not claims.claim_c3(base, data, base, base)["holds"]  # Pair-SFT kept the base's shape: no collapse
+    assert claims.near_zero_share([0.01, 0.2]) == 50.0
 
 
 def test_claim_c4():
     up_down = pd.DataFrame({"fixed y1, training problems": [10, 20], "fixed y1, held-out problems": [10, 15],
                             "own y1, held-out problems": [10, 8]}, index=[0.0, 1.0])
-    c = sft.claim_c4(up_down)
+    c = claims.claim_c4(up_down)
     assert c["holds"] and c["gap"] and c["change"]["own y1, held-out problems"] == -2
     rises_less = up_down.assign(**{"own y1, held-out problems": [10, 12]})
-    c = sft.claim_c4(rises_less)
+    c = claims.claim_c4(rises_less)
     assert not c["holds"] and c["gap"]
 
 
