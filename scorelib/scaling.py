@@ -25,6 +25,9 @@ from the attempt before.
 Departures: the paper votes on MATH only; on the code task (HumanEval), whose grader runs tests and has no notion of
 equivalent programs, identical extracted programs vote together (``vote_rule``). Parallel and sequential share their
 first B/2 attempts (above); the paper's vote and tie rules are not specified.
+
+Notebook 50's steps (its upstream runs, the models it samples, the files it writes) are in
+``scorelib.inference_scaling``; this module holds the method and its tables.
 """
 from __future__ import annotations
 
@@ -41,7 +44,6 @@ from scorelib import metrics as M
 
 EXTRA_SEED_OFFSET = 1_000_003  # the extra first attempts sample from seed + this (another random stream)
 FIG7_MODELS = ("Base", "Pair-SFT", "SCoRe")  # the paper's Fig. 7 series, in its order
-PAIR_SFT_CHECKPOINT = "Pair-SFT_D_SFT"  # notebook 10's folder name (sft.checkpoint_name) of Pair-SFT on D_SFT
 
 
 # --------------------------------------------------------------------------- the majority vote
@@ -151,6 +153,20 @@ def check_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
             or list(b) != sorted(set(b)):
         raise ValueError(f"budgets must be increasing even integers >= 2, got {list(b)}")
     return b
+
+
+def budget_cost(budget: int) -> pd.DataFrame:
+    """What one budget B costs per problem: first attempts, corrections, attempts in all and answers voted over, for
+    parallel (B first attempts, B votes), sequential (B/2 first attempts and their B/2 corrections, B/2 votes) and as
+    ``sample_budget`` draws both at once (the chains' B/2 first attempts serve both methods: 1.5 B attempts).
+
+        budget_cost(8) -> parallel 8, 0, 8, 8; sequential 4, 4, 8, 4; both, as sampled 8, 4, 12, <NA>
+    """
+    b = check_budgets([budget])[0]
+    rows = {"parallel": (b, 0, b), "sequential": (b // 2, b // 2, b // 2), "both, as sampled": (b, b // 2, None)}
+    table = pd.DataFrame({name: dict(first_attempts=first, corrections=fixes, attempts=first + fixes, voted=voted)
+                          for name, (first, fixes, voted) in rows.items()}).T
+    return table.astype("Int64").rename_axis(f"budget {b}")
 
 
 @dataclass
@@ -275,6 +291,29 @@ def fig1_table(tables: dict[str, pd.DataFrame], paper_curve: dict | None = None)
     return df
 
 
+def gains_table(tables: dict[str, pd.DataFrame], paper_gains: dict | None = None) -> pd.DataFrame:
+    """Per model, at the largest budget: one sample's accuracy, the gains of parallel and of sequential over it, and
+    the standard error of sequential − parallel; the paper's gains at budget 32 (``paper.SCALING_GAINS_AT_32``) as
+    the last row."""
+    out = {}
+    for name, t in tables.items():
+        top, r = t.index.max(), t.loc[t.index.max()]
+        out[name] = {"one sample": r["single"], f"parallel gain at {top}": r["parallel"] - r["single"],
+                     f"sequential gain at {top}": r["sequential"] - r["single"],
+                     "SE of sequential − parallel": r["diff_se"]}
+    gains = pd.DataFrame(out).T.rename_axis("model")
+    if paper_gains:
+        gains.loc["SCoRe (paper, MATH500, budget 32)"] = [float("nan"), paper_gains["parallel"],
+                                                          paper_gains["sequential"], float("nan")]
+    return gains
+
+
+def rows(tables: dict[str, pd.DataFrame]) -> dict[str, list[dict]]:
+    """Model -> its scaling table as a list of rows (one per budget): how metrics.json stores the curves and what
+    ``claims.claim_c8`` reads."""
+    return {name: t.reset_index().to_dict("records") for name, t in tables.items()}
+
+
 # --------------------------------------------------------------------------- Fig. 7: sequential attempts
 
 @dataclass
@@ -350,64 +389,3 @@ def fig7_table(tables: dict[str, pd.DataFrame], column: str = "accuracy", missin
     df = pd.DataFrame.from_dict({name: rows[name] for name in order}, orient="index")
     df.index.name = "model"
     return df.fillna("")
-
-
-# --------------------------------------------------------------------------- upstream runs
-
-def _differs(saved: dict, cfg, keys) -> list[str]:
-    defaults = {"eval_split": "test"}  # what a run saved before the key existed used
-    return [k for k in keys if saved.get(k, defaults.get(k)) != getattr(cfg, k)]
-
-
-def score_models(cfg, score_dir: Path) -> tuple[dict[int, Path], list[str]]:
-    """(seed -> SCoRe model folder, notes) from notebook 30's run: each seed's selected Stage II model of its last
-    round (``models/seed<N>/round<rounds>_stage2``). Raises ConfigError when that run was made for another task,
-    model or base, and MissingInput naming the command that makes the missing seeds."""
-    from scorelib.config import ConfigError
-    from scorelib.results import MissingInput, read_json
-
-    saved = read_json(Path(score_dir) / "config.json")
-    differs = _differs(saved, cfg, ("task", "model", "base_run"))
-    if differs:
-        raise ConfigError(f"notebook 30's run {Path(score_dir).name!r} differs from this run in {differs}")
-    rounds = int(saved.get("rounds", 1))
-    paths = {s: Path(score_dir) / "models" / f"seed{s}" / f"round{rounds}_stage2" for s in cfg.seeds}
-    missing = [s for s, p in paths.items() if not _is_model(p)]
-    if missing:
-        raise MissingInput(f"notebook 30's run {Path(score_dir).name!r} has no SCoRe model for seeds {missing}: make "
-                           f"it with\n    python -m scorelib run 30_score_stage2 -p run_name {Path(score_dir).name} "
-                           f"-p seeds '{list(cfg.seeds)}'" + _results_flag(cfg))
-    notes = []
-    if _differs(saved, cfg, ("eval_split",)):
-        notes.append(f"notebook 30's run was evaluated on the {saved.get('eval_split')!r} split, this one on "
-                     f"{cfg.eval_split!r}")
-    return paths, notes
-
-
-def pair_sft_models(cfg, sft_dir: Path) -> tuple[dict[int, Path], str]:
-    """(seed -> Pair-SFT (D_SFT) model folder, note) from notebook 10's run (``checkpoints/seed<N>/Pair-SFT_D_SFT``).
-    Never raises: a missing run, a run made for another task, model or base, or missing seeds give no folders and
-    a note saying why and which command makes them (the notebook marks the row missing)."""
-    from scorelib.results import read_json
-
-    cmd = (f"python -m scorelib run 10_sft_baselines -p run_name {Path(sft_dir).name} -p seeds '{list(cfg.seeds)}'"
-           + _results_flag(cfg))
-    if not (Path(sft_dir) / "config.json").exists():
-        return {}, f"no notebook-10 run {Path(sft_dir).name!r} (make it with: {cmd})"
-    differs = _differs(read_json(Path(sft_dir) / "config.json"), cfg, ("task", "model", "base_run"))
-    if differs:
-        return {}, f"notebook 10's run {Path(sft_dir).name!r} differs from this run in {differs}"
-    paths = {s: Path(sft_dir) / "checkpoints" / f"seed{s}" / PAIR_SFT_CHECKPOINT for s in cfg.seeds}
-    missing = [s for s, p in paths.items() if not _is_model(p)]
-    if missing:
-        return {}, f"notebook 10's run {Path(sft_dir).name!r} has no Pair-SFT model for seeds {missing} ({cmd})"
-    return paths, ""
-
-
-def _is_model(path: Path) -> bool:
-    """A saved model folder: full weights (config.json) or a LoRA adapter (adapter_config.json)."""
-    return any((Path(path) / f).exists() for f in ("config.json", "adapter_config.json"))
-
-
-def _results_flag(cfg) -> str:
-    return "" if str(cfg.results_dir) == "results" else f" --results {cfg.results_dir}"

@@ -1,12 +1,15 @@
-"""scorelib.scaling: the majority vote, budget accounting, the tables and claim C8 on hand-made cases."""
+"""scorelib.scaling (the majority vote, budget accounting, the tables, claim C8) and scorelib.inference_scaling
+(notebook 50's steps) on hand-made cases."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from scorelib import claims
 from scorelib import config as C
+from scorelib import inference_scaling as I
 from scorelib import scaling as S
 from scorelib.results import MissingInput
 from scorelib.tasks import load_task
@@ -123,6 +126,17 @@ def test_sequential_votes_over_corrections_only():
     assert v["parallel"].all() and not v["sequential"].any()
 
 
+def test_budget_cost_counts_every_generated_attempt_once():
+    t = S.budget_cost(8)
+    assert t.loc["parallel"].tolist() == [8, 0, 8, 8]  # first attempts, corrections, attempts, answers voted
+    assert t.loc["sequential"].tolist() == [4, 4, 8, 4]  # 4 pairs: the same 8 attempts, 4 votes
+    assert t.loc["both, as sampled"].tolist()[:3] == [8, 4, 12]  # the chains' 4 first attempts serve both
+    assert t.loc["both, as sampled", "voted"] is pd.NA
+    assert S.budget_cost(2).loc["sequential"].tolist() == [1, 1, 2, 1]
+    with pytest.raises(ValueError, match="even"):
+        S.budget_cost(5)
+
+
 class _FakeRollouts:
     def __init__(self, n, n_turns, k):
         self.texts = [[f"t{t}-r{r}" for r in range(n * k)] for t in range(n_turns)]
@@ -151,6 +165,7 @@ def test_sample_budget_generates_exactly_the_largest_budget(monkeypatch, tmp_pat
     assert calls[0]["n_turns"] * calls[0]["k"] == 8  # sequential: 4 pairs = the budget
     assert calls[0]["k"] + calls[1]["k"] == 8  # parallel: the chains' 4 first attempts + 4 more = the budget
     assert sum(c["n_turns"] * c["k"] for c in calls) == 12  # generated: the 4 shared first attempts once
+    assert sum(c["n_turns"] * c["k"] for c in calls) == S.budget_cost(8).loc["both, as sampled", "attempts"]
     assert calls[0]["seed"] == 5 and calls[1]["seed"] == 5 + S.EXTRA_SEED_OFFSET
     assert {c["temperature"] for c in calls} == {0.7}
     assert s.y1_correct.shape == s.y2_correct.shape == s.extra_correct.shape == (3, 4)
@@ -203,6 +218,27 @@ def test_fig1_table_puts_the_papers_curve_beside_ours():
     assert t.loc[32, "paper parallel (SCoRe, MATH500, approx.)"] == 68
 
 
+def test_gains_table_at_the_largest_budget_with_the_papers_row():
+    v = dict(parallel=np.array([[1, 0, 0, 0], [1, 1, 0, 0]], dtype=bool),
+             sequential=np.array([[1, 1, 0, 0], [1, 1, 1, 0]], dtype=bool), single=np.array([1.0, 0.0, 0.0, 0.0]))
+    t = S.scaling_table([v], [2, 4], n_boot=50)  # at 4: parallel 50, sequential 75, one sample 25
+    g = S.gains_table({"SCoRe": t}, {"parallel": 7.4, "sequential": 10.5})
+    assert list(g.columns) == ["one sample", "parallel gain at 4", "sequential gain at 4",
+                               "SE of sequential − parallel"]
+    assert g.loc["SCoRe"].tolist() == [25.0, 25.0, 50.0, 25.0]  # differences 0, 0, 1, 0: sd 0.5 / sqrt(4)
+    paper_row = g.loc["SCoRe (paper, MATH500, budget 32)"]
+    assert paper_row.iloc[1:3].tolist() == [7.4, 10.5] and paper_row.iloc[[0, 3]].isna().all()
+    assert list(S.gains_table({"SCoRe": t}).index) == ["SCoRe"]
+
+
+def test_rows_are_what_claim_c8_reads():
+    v = dict(parallel=np.array([[1, 0, 0, 0]], dtype=bool), sequential=np.array([[1, 1, 0, 0]], dtype=bool),
+             single=np.array([1.0, 0.0, 0.0, 0.0]))
+    rows = S.rows({"SCoRe": S.scaling_table([v], [2], n_boot=50)})
+    assert [r["budget"] for r in rows["SCoRe"]] == [2] and rows["SCoRe"][0]["diff"] == 25.0
+    assert claims.claim_c8(rows)["diff"] == 25.0
+
+
 def test_attempts_table():
     correct = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 1], [0, 0, 0]], dtype=bool)
     answers = [["1", "2", "3", None], ["5", "2", "3", None], ["1", "2", "3", "7"]]
@@ -231,34 +267,34 @@ def test_score_models_of_each_seed_or_a_clear_error(tmp_path):
     d = tmp_path / "30_score_stage2" / "default"
     _run(d, [0], "models/seed{s}/round2_stage2", rounds=2)
     with pytest.raises(MissingInput, match=r"(?s)no SCoRe model for seeds \[1\].*python -m scorelib run 30_score_stage2"):
-        S.score_models(_cfg(tmp_path), d)
+        I.score_models(_cfg(tmp_path), d)
     (d / "models/seed1/round2_stage2").mkdir(parents=True)
     (d / "models/seed1/round2_stage2/config.json").write_text("{}")
-    paths, notes = S.score_models(_cfg(tmp_path), d)
+    paths, notes = I.score_models(_cfg(tmp_path), d)
     assert paths == {s: d / f"models/seed{s}/round2_stage2" for s in (0, 1)} and notes == []
-    assert "split" in S.score_models(_cfg(tmp_path, eval_split="val"), d)[1][0]
+    assert "split" in I.score_models(_cfg(tmp_path, eval_split="val"), d)[1][0]
     with pytest.raises(C.ConfigError, match="base_run"):
-        S.score_models(_cfg(tmp_path, base_run="other"), d)
+        I.score_models(_cfg(tmp_path, base_run="other"), d)
 
 
 def test_pair_sft_models_are_marked_missing_not_raised(tmp_path):
     d = tmp_path / "10_sft_baselines" / "default"
-    paths, note = S.pair_sft_models(_cfg(tmp_path), d)
+    paths, note = I.pair_sft_models(_cfg(tmp_path), d)
     assert paths == {} and "python -m scorelib run 10_sft_baselines" in note
     _run(d, [0], "checkpoints/seed{s}/Pair-SFT_D_SFT")
-    paths, note = S.pair_sft_models(_cfg(tmp_path), d)
+    paths, note = I.pair_sft_models(_cfg(tmp_path), d)
     assert paths == {} and "seeds [1]" in note
-    paths, note = S.pair_sft_models(_cfg(tmp_path, seeds=[0]), d)
+    paths, note = I.pair_sft_models(_cfg(tmp_path, seeds=[0]), d)
     assert paths == {0: d / "checkpoints/seed0/Pair-SFT_D_SFT"} and note == ""
     (d / "checkpoints/seed1/Pair-SFT_D_SFT").mkdir(parents=True)  # a LoRA run saves an adapter
     (d / "checkpoints/seed1/Pair-SFT_D_SFT/adapter_config.json").write_text("{}")
-    assert set(S.pair_sft_models(_cfg(tmp_path), d)[0]) == {0, 1}
+    assert set(I.pair_sft_models(_cfg(tmp_path), d)[0]) == {0, 1}
 
 
 def test_pair_sft_folder_name_is_notebook_10s():
     from scorelib import sft
 
-    assert sft.checkpoint_name(sft.PAIR_D) == S.PAIR_SFT_CHECKPOINT
+    assert sft.checkpoint_name(sft.PAIR_D) == I.PAIR_SFT_CHECKPOINT
 
 
 @pytest.mark.parametrize("bad,match", [(dict(budgets=[2, 3]), "even"), (dict(budgets=[4, 2]), "increasing"),
@@ -278,3 +314,73 @@ def test_fig7_table_marks_a_missing_model():
     assert acc.loc["Pair-SFT", "attempt 2"] == "missing" and acc.loc["Pair-SFT", "note"] == "no notebook-10 run"
     changed = S.fig7_table({"Base": t}, "changed")
     assert changed.loc["Base", "attempt 1"] == "" and changed.loc["Base", "attempt 2"] == "50.0"
+
+
+# --------------------------------------------------------------------------- notebook 50's steps
+
+class _Run:
+    def __init__(self, tmp_path):
+        self.dir, self.tables = tmp_path, {}
+
+    def path(self, name):
+        return self.dir / name
+
+    def table(self, name, df):
+        self.tables[name] = df
+        return df
+
+
+def _setup(tmp_path, sft_paths, sft_note="", seeds=(3, 4)):
+    cfg = C.make_config(C.ScalingConfig, {"results_dir": str(tmp_path), "seeds": list(seeds), "budgets": [2, 4],
+                                          "eval_seed": 7, "n_test": 4, "n_seq_problems": 2, "n_boot": 20})
+    task = load_task("toy")
+    return I.Setup(cfg, _Run(tmp_path), task, "base", None, "base-ref", task.test_problems(4), tmp_path,
+                   {s: f"score{s}" for s in seeds}, sft_paths, sft_note, ["a note"])
+
+
+def test_each_model_is_sampled_with_its_own_seed(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(model, tok, task, problems, top, seed, **kw):
+        calls.append((model, top, seed, len(problems), kw["temperature"], kw["batch_size"]))
+        v = np.array([[True, False]] * len(problems))
+        return S.BudgetSamples([["1", "2"]] * len(problems), [["1", "1"]] * len(problems),
+                               [["2", "1"]] * len(problems), v, v, v, float(seed))
+
+    monkeypatch.setattr(S, "sample_budget", fake)
+    monkeypatch.setattr(I.Setup, "load", lambda self, path: f"model from {path}")
+    su = _setup(tmp_path, {})
+    samples = I.sample_all(su)
+    assert calls == [("base", 4, 7, 4, 0.7, 512), ("model from score3", 4, 3, 4, 0.7, 512),
+                     ("model from score4", 4, 4, 4, 0.7, 512)]  # the base with eval_seed, SCoRe with its seeds
+    seconds = I.sampling_seconds(samples, su.cfg.seeds)
+    assert seconds == {"Base": 7.0, "SCoRe, seed 3": 3.0, "SCoRe, seed 4": 4.0}
+    assert I.seconds_table(seconds)["seconds"].tolist() == [7.0, 3.0, 4.0]
+    curves = I.budget_tables(su, samples)
+    assert set(su.run.tables) == {"scaling_base", "scaling_score"} and curves["SCoRe"].loc[4, "seeds"] == 2
+
+
+def test_fig7_marks_pair_sft_missing_and_the_summary_says_why(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(model, tok, task, problems, n_attempts, seed, **kw):
+        calls.append((model, seed, len(problems)))
+        return S.AttemptOutcomes(np.array([[True, False, True]] * len(problems)),
+                                 [["1"] * len(problems), ["2"] * len(problems), ["2"] * len(problems)], 0.0)
+
+    monkeypatch.setattr(S, "attempt_outcomes", fake)
+    monkeypatch.setattr(I.Setup, "load", lambda self, path: f"model from {path}")
+    su = _setup(tmp_path, {}, sft_note="no notebook-10 run 'x'")
+    att = I.sequential_attempts(su)
+    assert calls == [("base", 7, 2), ("model from score3", 3, 2), ("model from score4", 4, 2)]
+    assert list(att.outcomes) == ["Base", "SCoRe"] and att.missing == {"Pair-SFT": "no notebook-10 run 'x'"}
+    per_attempt = I.attempt_tables(su, att)
+    assert set(su.run.tables) == {"fig7_base", "fig7_score"} and per_attempt["Base"]["accuracy"].tolist() == [
+        100.0, 0.0, 100.0]
+    m = I.summary(su, {}, {"claim": "C8"}, att, per_attempt, {})
+    assert m["missing"] == ["Pair-SFT"] and m["notes"] == ["a note", "no notebook-10 run 'x'"]
+    assert m["base_seed"] == 7 and m["n"] == 4 and m["n_seq"] == 2 and m["budgets"] == [2, 4]
+    calls.clear()
+    att = I.sequential_attempts(_setup(tmp_path, {3: "sft3", 4: "sft4"}))
+    assert [c[0] for c in calls][1:3] == ["model from sft3", "model from sft4"] and att.missing == {}
+    assert list(att.outcomes) == ["Base", "Pair-SFT", "SCoRe"]
