@@ -116,11 +116,15 @@ def profile_runs(profile: str | None, results: str | None) -> tuple[Path, str, l
     return Path(cfg.results_dir), cfg.run_name, sorted(runs)
 
 
+def html_dir(results_dir: str | Path, run_name: str) -> Path:
+    """Where ``python -m scorelib report`` exports a report run's HTML: <results>/html/<report run name>/."""
+    return Path(results_dir) / "html" / run_name
+
+
 def export_profile(profile: str | None, results: str | None) -> Path:
     """Export a profile's runs to <results>/html/<report run name>/; returns the index page."""
     results_dir, run_name, runs = profile_runs(profile, results)
-    return export_html(results_dir, runs, results_dir / "html" / run_name,
-                       title=f"SCoRe reproduction: {run_name} runs")
+    return export_html(results_dir, runs, html_dir(results_dir, run_name), title=f"SCoRe reproduction: {run_name} runs")
 
 
 # ------------------------------------------------------------------ README's results section

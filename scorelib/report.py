@@ -19,8 +19,11 @@ import pandas as pd
 
 from scorelib import checklist
 from scorelib import paper
+from scorelib.claims import CLAIMS
 from scorelib.config import REPORT_RUN_FIELDS
 from scorelib.results import atomic_write_text
+
+NOTEBOOK = "90_report"
 
 
 # ------------------------------------------------------------------ the runs the report reads
@@ -112,13 +115,15 @@ class Section:
         return "\n\n".join(x for x in parts if x) + "\n"
 
 
-def show(section: Section) -> None:
-    """Display a section in a notebook: its text, then each figure embedded (so an HTML export carries them)."""
+def show(*sections: Section) -> None:
+    """Display sections in a notebook: each one's text, then its figures embedded (so an HTML export carries
+    them)."""
     from IPython.display import Image, Markdown, display
 
-    display(Markdown(f"### {section.title}\n\n{section.text}"))
-    for cap, p in section.figures:
-        display(Markdown(f"*{cap}*"), Image(filename=str(p)))
+    for section in sections:
+        display(Markdown(f"### {section.title}\n\n{section.text}"))
+        for cap, p in section.figures:
+            display(Markdown(f"*{cap}*"), Image(filename=str(p)))
 
 
 # What the report shows of each paper artefact: (run field, "table" or "figure", file name pattern) items.
@@ -285,6 +290,16 @@ def _md(df: pd.DataFrame) -> str:
     from scorelib.results import _markdown
 
     return _markdown(df).strip()
+
+
+def claim_sources() -> pd.DataFrame:
+    """How the checklist obtains each claim's verdict: the notebook that checks it, the report parameter naming
+    that notebook's run, where the run stores its verdict in metrics.json, and whether the report recomputes it
+    from the run's files with the notebook's own check (``claims.CLAIMS``) or reads the stored one."""
+    return pd.DataFrame([dict(claim=c.id, notebook=checklist.notebook_name(c.notebook), run=c.run_field,
+                              stored=f"metrics.json: {c.stored}",
+                              verdict="stored" if c.recompute is None else "recomputed")
+                         for c in CLAIMS]).set_index("claim")
 
 
 def claims_section(verdicts: list) -> Section:

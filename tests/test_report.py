@@ -37,6 +37,17 @@ def test_every_claim_is_registered_once_with_a_notebook_and_a_run_field():
     assert all(config.REPORT_RUN_FIELDS[c.run_field] == c.notebook for c in claims.CLAIMS)
 
 
+def test_claim_sources_say_which_verdicts_are_recomputed_and_where_each_is_stored(tmp_path):
+    t = report.claim_sources()
+    assert list(t.index) == [f"C{i}" for i in range(1, 9)]
+    assert t.loc["C3", "verdict"] == "stored" and t.loc["C3", "run"] == "sft_run"  # needs every trace's edit ratio
+    assert (t.drop("C3")["verdict"] == "recomputed").all()  # C1, C2, C4-C8: the claims_section text says so too
+    assert t.loc["C8", "notebook"] == "50_inference_scaling" and t.loc["C8", "stored"] == "metrics.json: claims.C8"
+    assert t.loc["C1", "stored"] == "metrics.json: c1_holds"
+    how = report.claims_section(checklist.collect(tmp_path, RUNS)).text
+    assert "(C1, C2, C4-C8)" in how and "(C3," in how
+
+
 def test_missing_runs_are_reported_with_the_command_that_makes_them(tmp_path):
     vs = _verdicts(tmp_path)
     assert [v.status for v in vs.values()] == [checklist.MISSING] * 8
@@ -274,6 +285,7 @@ def test_cli_report_exports_and_refuses_a_readme_without_report(tmp_path):
                           timeout=300)
     assert proc.returncode == 2 and "run notebook 90 first" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
-    index = (tmp_path / "res" / "html" / "smoke" / "index.html").read_text()
+    assert export.html_dir(tmp_path / "res", "smoke") == tmp_path / "res" / "html" / "smoke"
+    index = (export.html_dir(tmp_path / "res", "smoke") / "index.html").read_text()
     assert "No report: run notebook 90." in index and "python -m scorelib run 30 -p run_name smoke" in index
     assert readme.read_text() == README
