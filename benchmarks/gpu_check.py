@@ -45,8 +45,8 @@ from scorelib import grading, prompts  # noqa: E402
 from scorelib import rollout as R  # noqa: E402
 from scorelib.models import (SHAPES, apply_lora, build_random_model, n_params, n_trainable, pick_device,  # noqa: E402
                              pick_dtype)
-from scorelib import rl  # noqa: E402
-from scorelib.rl import policy_update  # noqa: E402
+from scorelib import objectives, rl_settings  # noqa: E402
+from scorelib.update import policy_update  # noqa: E402
 
 MATH500 = ROOT.parent / "shared" / "data" / "math500.jsonl"
 
@@ -92,7 +92,8 @@ def stage2_step(model, ref, tok, problems, k, max_new_tokens, micro_batch, lr, d
                                            prompts.MATH, grading.reward, n_turns=2, k=k, temperature=1.0,
                                            max_new_tokens=max_new_tokens, batch_size=len(problems) * k, seed=0),
                          device)
-    adv, _ = rl.advantages(ro.rewards, rl.objective("stage2", alpha=alpha, beta1=beta1, k=k))
+    s = rl_settings.objective("stage2", alpha=alpha, beta1=beta1, k=k)
+    adv, _ = objectives.advantages(ro.rewards, **rl_settings.advantage_args(s))
     masks = [ro.attempt_mask(1).float(), ro.attempt_mask(2).float()]
     upd, train_s = timed(lambda: policy_update(model, ref, opt, ro.input_ids, ro.attention_mask, masks, adv,
                                                [beta1, beta1], micro_batch=micro_batch), device)

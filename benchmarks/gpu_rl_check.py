@@ -9,13 +9,13 @@ notebooks 20 and 30 load a ``model`` parameter. Then, with the MATH task (proble
 file, its first problems used as training problems: this checks mechanics and cost, not learning; a random model is never right, so training rewards the parity of
 a response's length, which gives non-zero advantages):
 
-1. **Stage I** (``score.train_stage``, LoRA adapter; the reference is the same model with the adapter disabled):
+1. **Stage I** (``stages.train_stage``, LoRA adapter; the reference is the same model with the adapter disabled):
    seconds per step sampling vs training, peak GPU memory, KL of each turn at step 1 (must be 0: a fresh LoRA
    adapter's B matrix is zero, so the policy is the reference).
 2. **Stage II** from Stage I's selected checkpoint (the adapter is continued), the same figures.
 3. **Resumption**: Stage I run again in a folder holding only its first checkpoint (as if killed after it) resumes
    there; its log is compared with the uninterrupted run's.
-4. **Evaluation** of the Stage II policy (``score.evaluate_all``, greedy) on a few problems.
+4. **Evaluation** of the Stage II policy (``evaluate.evaluate_all``, greedy) on a few problems.
 
 A random model almost never writes its stop token, so every attempt runs to max_new_tokens.
 """
@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from gpu_check import peak_gib, reset_peak  # noqa: E402 - beside this script
 
-from scorelib import rl, score  # noqa: E402
+from scorelib import checkpoints, evaluate, rl_settings, stages  # noqa: E402
 from scorelib.models import SHAPES, build_random_model, load_model, n_params, n_trainable, save_model  # noqa: E402
 from scorelib.tasks import load_task  # noqa: E402
 
@@ -103,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for name, init in (("stage1", None), ("stage2", work / "run" / "models" / "stage1")):
             reset_peak(dev)
-            s = rl.objective(name, **budget)
+            s = rl_settings.objective(name, **budget)
             t = time.perf_counter()
             torch.manual_seed(0)  # the fresh adapter's initialisation (the resumption check below repeats it)
-            policy, log, best, reward = score.train_stage(base, tok, task, problems, s, 0, work / "run", name,
-                                                          init_dir=init, **common)
+            policy, log, best, reward = stages.train_stage(base, tok, task, problems, s, 0, work / "run", name,
+                                                           init_dir=init, **common)
             res = summary(log) | dict(wall_s=round(time.perf_counter() - t, 1), peak_gib=round(peak_gib(dev), 2),
                                       trainable=n_trainable(policy), selected=best.name)
             print(f"[{name}] {json.dumps(res)}")
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "stage2":
                 reset_peak(dev)
                 t = time.perf_counter()
-                ev = score.evaluate_all(policy, tok, math_task, problems[: args.n_eval], [0.0], args.max_new_tokens,
-                                        args.n_eval, 100, 0)[0.0]
+                ev = evaluate.evaluate_all(policy, tok, math_task, problems[: args.n_eval], [0.0], args.max_new_tokens,
+                                           args.n_eval, 100, 0)[0.0]
                 report["eval"] = dict(problems=args.n_eval, wall_s=round(time.perf_counter() - t, 1),
                                       peak_gib=round(peak_gib(dev), 2), acc_t1=ev.summary["acc_t1"],
                                       acc_t2=ev.summary["acc_t2"])
@@ -138,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             torch.manual_seed(0)
-            score.train_stage(base, tok, dataclasses.replace(task, reward=dies_after_first_checkpoint), problems,
-                              rl.objective("stage1", **budget), 0, killed_dir, "stage1", **common)
+            stages.train_stage(base, tok, dataclasses.replace(task, reward=dies_after_first_checkpoint), problems,
+                               rl_settings.objective("stage1", **budget), 0, killed_dir, "stage1", **common)
             raise RuntimeError("the run was not killed")
         except Killed:
             pass
-        left = [c.name for c in rl.checkpoints(first.parent)]
-        _, log2, _, _ = score.train_stage(base, tok, task, problems, rl.objective("stage1", **budget), 0, killed_dir,
-                                          "stage1", **common)
+        left = [c.name for c in checkpoints.checkpoints(first.parent)]
+        _, log2, _, _ = stages.train_stage(base, tok, task, problems, rl_settings.objective("stage1", **budget), 0,
+                                           killed_dir, "stage1", **common)
         log1 = report.pop("_stage1_log")
         keys = ("acc_t1", "acc_t2", "reward", "different_answer", "loss", "kl_t1", "kl_t2")
         same = [all(abs(a[k] - b[k]) < 1e-9 for k in keys) for a, b in zip(log1, log2)]

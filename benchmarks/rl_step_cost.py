@@ -34,7 +34,14 @@ BEFORE = "caf42ea"  # the last revision before the compact decoder and the lengt
 CHILD = r'''
 import copy, json, sys, time
 import numpy as np, torch
-from scorelib import rl
+try:  # this checkout: the trainer's settings, advantages and update in rl_settings, objectives and update
+    from scorelib import objectives, rl_settings, update
+    settings, policy_update = rl_settings.objective, update.policy_update
+    def advantages(rewards, s):
+        return objectives.advantages(rewards, **rl_settings.advantage_args(s))
+except ImportError:  # an --against revision from before that split (e.g. caf42ea): all of them in rl
+    from scorelib import rl
+    settings, advantages, policy_update = rl.objective, rl.advantages, rl.policy_update
 from scorelib.models import load_model
 from scorelib.prompts import TOY
 from scorelib.grading import reward
@@ -48,7 +55,7 @@ for p in model.parameters():
     p.requires_grad_(True)
 problems = json.load(open(args["problems"]))
 rows, k = args["rows"], 4
-s = rl.objective("stage2", steps=1, problems_per_step=rows // k, k=k)
+s = settings("stage2", steps=1, problems_per_step=rows // k, k=k)
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 out = []
 for step in range(args["repeats"] + 1):
@@ -57,9 +64,9 @@ for step in range(args["repeats"] + 1):
     ro = rollout(model, tok, [p["problem"] for p in batch], [p["answer"] for p in batch], TOY, reward, n_turns=2,
                  k=k, temperature=1.0, max_new_tokens=160, batch_size=rows, seed=step)
     t1 = time.perf_counter()
-    adv, _ = rl.advantages(ro.rewards, s)
+    adv, _ = advantages(ro.rewards, s)
     masks = [ro.attempt_mask(t + 1).float() for t in range(2)]
-    upd = rl.policy_update(model, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, [0.01, 0.01])
+    upd = policy_update(model, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, [0.01, 0.01])
     t2 = time.perf_counter()
     sec = ro.meta.get("seconds", {})
     row = dict(sample_s=t1 - t0, update_s=t2 - t1, total_s=t2 - t0,

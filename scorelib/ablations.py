@@ -1,8 +1,8 @@
 """Notebook 40's ablations of SCoRe (paper §3.4, Table 4; Fig. 8; claim C7): each row is a setting of the trainer of
-notebooks 20 and 30 (``rl.RLSettings`` through ``score.train_stage``), or for the STaR row the SFT code of notebook 10,
-never a copy of either.
+notebooks 20 and 30 (``rl_settings.RLSettings`` through ``stages.train_stage``), or for the STaR row the SFT code of
+notebook 10, never a copy of either.
 
-The reference recipe is notebook 30's Stage II (``score.settings("stage2", cfg)``, from notebook 20's Stage I model of
+The reference recipe is notebook 30's Stage II (``stages.settings("stage2", cfg)``, from notebook 20's Stage I model of
 the seed). Each row changes one thing (``ablation``; a test compares every row's settings with the reference):
 
 * ``single_turn`` (w/o multi-turn training): single-turn RL on turn 1 from the base (one attempt, rewarded, β on its
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from scorelib import metrics as M
-from scorelib import rl, score
+from scorelib import evaluate, rl, rl_settings, stages
 from scorelib.config import ABLATION_ROWS
 from scorelib.jsonl import read_jsonl
 
@@ -75,13 +75,13 @@ class Ablation:
     row: str  # one of ROWS
     label: str  # the paper's name of the row
     start: str  # "stage1": notebook 20's Stage I model of the seed; "base": the base model
-    method: str  # "reinforce": score.train_stage; "star": star_stage2 (sampling as settings say, then SFT)
-    settings: rl.RLSettings
+    method: str  # "reinforce": stages.train_stage; "star": star_stage2 (sampling as settings say, then SFT)
+    settings: rl_settings.RLSettings
 
 
-def reference(cfg) -> rl.RLSettings:
+def reference(cfg) -> rl_settings.RLSettings:
     """SCoRe's Stage II settings, as notebook 30 builds them from the same config values."""
-    return score.settings("stage2", cfg)
+    return stages.settings("stage2", cfg)
 
 
 def ablation(row: str, cfg, stage1_steps: int) -> Ablation:
@@ -106,12 +106,12 @@ def ablation(row: str, cfg, stage1_steps: int) -> Ablation:
     raise ValueError(f"unknown ablation {row!r}; valid: {list(ROWS)}")
 
 
-def changes(ab: Ablation, ref: rl.RLSettings) -> dict:
+def changes(ab: Ablation, ref: rl_settings.RLSettings) -> dict:
     """What a row changes from the reference: {setting: (reference value, row value)}, plus where it starts and how
     it trains where those differ from Stage II's (from Stage I, by REINFORCE). Settings are compared as the trainer
-    applies them (``rl.applied``: each turn's reward and KL weight), so a row that changes the objective lists what
-    that changes turn by turn."""
-    a, b = rl.applied(ref), rl.applied(ab.settings)
+    applies them (``rl_settings.applied``: each turn's reward and KL weight), so a row that changes the objective lists
+    what that changes turn by turn."""
+    a, b = rl_settings.applied(ref), rl_settings.applied(ab.settings)
     out = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     if ab.start != "stage1":
         out["start"] = ("stage1", ab.start)
@@ -120,7 +120,7 @@ def changes(ab: Ablation, ref: rl.RLSettings) -> dict:
     return out
 
 
-def sampled_rows(s: rl.RLSettings) -> int:
+def sampled_rows(s: rl_settings.RLSettings) -> int:
     """Training samples (rows of k per problem) a run of these settings draws: its data budget."""
     return s.steps * s.problems_per_step * s.k
 
@@ -155,12 +155,12 @@ def score_model_dir(score_dir: Path, seed: int) -> Path:
 
 
 # ------------------------------------------------------------------ w/o online turn-1 samples: the fixed pool
-def pool_problems(n_problems: int, s: rl.RLSettings, seed: int) -> list[int]:
+def pool_problems(n_problems: int, s: rl_settings.RLSettings, seed: int) -> list[int]:
     """Every problem index the run's steps draw (rl.step_problems), sorted: the pool needs first attempts of these."""
     return sorted({int(i) for step in range(s.steps) for i in rl.step_problems(n_problems, s, seed, step)})
 
 
-def y1_pool(model, tokenizer, task, problems: list, s: rl.RLSettings, seed: int, gen_batch_size: int = 512,
+def y1_pool(model, tokenizer, task, problems: list, s: rl_settings.RLSettings, seed: int, gen_batch_size: int = 512,
             cache_dir: str | Path | None = None) -> dict[int, list[list[int]]]:
     """First attempts sampled once from ``model`` (the Stage I model): k per problem the run will draw, at the
     training temperature, as {problem index: [k token-id lists]}. Cached by the model's weights, the problems, the
@@ -178,7 +178,7 @@ def y1_pool(model, tokenizer, task, problems: list, s: rl.RLSettings, seed: int,
 
     if cache_dir is None:
         return compute()
-    parts = [score.model_fingerprint(model), digest([(problems[i].problem, problems[i].answer) for i in idx]),
+    parts = [evaluate.model_fingerprint(model), digest([(problems[i].problem, problems[i].answer) for i in idx]),
              task.name, repr(task.protocol), s.k, s.temperature, s.max_new_tokens, seed]
     return cached(Path(cache_dir) / "pool", "y1_pool", parts, compute)
 
@@ -198,8 +198,8 @@ def star_examples(tokenizer, protocol, problems: list, traces: list, stop_ids: l
     return examples, dict(sampled=len(traces), kept=len(kept), fixes=len(fixes), keeps=len(keeps))
 
 
-def star_stage2(policy, tokenizer, task, problems: list, s: rl.RLSettings, seed: int, rounds: int, epochs: float,
-                lr: float, star_batch_size: int, checkpoint_dir: str | Path, gen_batch_size: int = 512,
+def star_stage2(policy, tokenizer, task, problems: list, s: rl_settings.RLSettings, seed: int, rounds: int,
+                epochs: float, lr: float, star_batch_size: int, checkpoint_dir: str | Path, gen_batch_size: int = 512,
                 progress: bool = False,
                 score_fn=None) -> tuple[list[dict], int]:
     """STaR in place of REINFORCE in Stage II, trained in place on ``policy`` (the Stage I model).
@@ -229,7 +229,7 @@ def star_stage2(policy, tokenizer, task, problems: list, s: rl.RLSettings, seed:
     for r in range(rounds):
         block = [problems[i] for step in range(bounds[r], bounds[r + 1])
                  for i in rl.step_problems(len(problems), s, seed, step)]
-        key = digest(score.model_fingerprint(policy), asdict(s), seed, r, rounds, epochs, lr, star_batch_size)[:12]
+        key = digest(evaluate.model_fingerprint(policy), asdict(s), seed, r, rounds, epochs, lr, star_batch_size)[:12]
         traces = collect_traces(policy, tokenizer, block, task.protocol, task.reward, k=s.k, temperature=s.temperature,
                                 max_new_tokens=s.max_new_tokens, batch_size=gen_batch_size, seed=seed * 1000 + r,
                                 progress=progress)
@@ -262,7 +262,7 @@ def star_stage2(policy, tokenizer, task, problems: list, s: rl.RLSettings, seed:
 def train_row(ab: Ablation, base, tokenizer, task, train: list, seed: int, run_dir: Path, stage1_model: Path,
               cfg, lora, tiny: bool, select_problems: list | None):
     """Train one ablation row on one seed (run seed 10 x seed, as SCoRe's Stage II). Returns (policy, training log,
-    selection row). REINFORCE rows go through score.train_stage (checkpoints, resumption, selection as notebook 30);
+    selection row). REINFORCE rows go through stages.train_stage (checkpoints, resumption, selection as notebook 30);
     the STaR row through star_stage2, its model saved as run_dir/models/seed<N>/star."""
     from scorelib.models import save_model
 
@@ -272,22 +272,22 @@ def train_row(ab: Ablation, base, tokenizer, task, train: list, seed: int, run_d
     if ab.method == "reinforce":
         pool = None
         if ab.settings.turn1_source == "pool":
-            s1 = score.start_policy(base, stage1_model, *lora, device=cfg.device, dtype=cfg.dtype)[0].eval()
+            s1 = stages.start_policy(base, stage1_model, *lora, device=cfg.device, dtype=cfg.dtype)[0].eval()
             pool = y1_pool(s1, tokenizer, task, train, ab.settings, rl_seed, cfg.gen_batch_size,
                            Path(run_dir) / "cache")
             del s1
-        policy, log, best, best_reward = score.train_stage(
+        policy, log, best, best_reward = stages.train_stage(
             base, tokenizer, task, train, ab.settings, rl_seed, run_dir, name, init_dir=init, lora=lora,
             select_window=cfg.select_window, tiny=tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
             select_problems=select_problems, gen_batch_size=cfg.gen_batch_size, y1_pool=pool)
-        return policy, log, score.selected_row(seed, log, best, best_reward, row=ab.row)
-    policy, _ = score.start_policy(base, init, *lora, device=cfg.device, dtype=cfg.dtype)
+        return policy, log, stages.selected_row(seed, log, best, best_reward, row=ab.row)
+    policy, _ = stages.start_policy(base, init, *lora, device=cfg.device, dtype=cfg.dtype)
     score_fn = None
     if select_problems is not None:
         def score_fn(model) -> float:
-            e = score.evaluate_all(model, tokenizer, task, select_problems, [0.0], ab.settings.max_new_tokens,
-                                   cfg.gen_batch_size, n_boot=10, seed=rl_seed, cache_dir=Path(run_dir) / "cache")[0.0]
-            return score.objective_reward(ab.settings, e.summary)
+            e = evaluate.evaluate_all(model, tokenizer, task, select_problems, [0.0], ab.settings.max_new_tokens,
+                                      cfg.gen_batch_size, n_boot=10, seed=rl_seed, cache_dir=Path(run_dir) / "cache")[0.0]
+            return stages.objective_reward(ab.settings, e.summary)
     info, kept, kept_score = star_stage2(policy, tokenizer, task, train, ab.settings, rl_seed, cfg.star_rounds,
                                          cfg.star_epochs, cfg.star_lr, cfg.star_batch_size,
                                          Path(run_dir) / "checkpoints" / name, gen_batch_size=cfg.gen_batch_size,
@@ -306,7 +306,7 @@ def difference(evals_a: list, evals_b: list, temperature: float, n_boot: int, se
                               n_boot=n_boot, seed=seed)
 
 
-def changes_table(rows: dict, ref: rl.RLSettings):
+def changes_table(rows: dict, ref: rl_settings.RLSettings):
     """One line per row: what it changes from SCoRe's Stage II (settings, start, method) and its data budget."""
     import pandas as pd
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scorelib import claims, config, metrics, paper, plots, score, tables
-from scorelib.evaluate import TwoTurnEval, evaluate_two_turn, sequential_attempts
+from scorelib import claims, config, metrics, paper, plots, tables
+from scorelib.evaluate import TwoTurnEval, evaluate_all, evaluate_two_turn, model_fingerprint, sequential_attempts
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, load_model, n_params, pick_device, save_model
 from scorelib.pretrain import (CorpusMix, build_phase2_corpus, collect_own_attempts, corpus_table, decode_example,
                                mix_from_config, run_phase1, run_phase2)
@@ -177,7 +177,7 @@ def phase2_corpus(pt: Pretrain, model, tokenizer) -> Corpus:
     if not pt.pretrain:
         return Corpus(seconds=time.perf_counter() - t0)
     cfg, protocol = pt.cfg, pt.task.protocol
-    own = cached(pt.run.path("cache"), "own_attempts", [score.model_fingerprint(model), config.to_dict(cfg)],
+    own = cached(pt.run.path("cache"), "own_attempts", [model_fingerprint(model), config.to_dict(cfg)],
                  lambda: collect_own_attempts(model, tokenizer, protocol, pt.train, cfg))
     mix = mix_from_config(cfg)
     examples, counts = build_phase2_corpus(tokenizer, protocol, own, pt.train, cfg.n_phase2, mix, cfg.seed)
@@ -282,12 +282,12 @@ def setup_eval(cfg) -> BaseEval:
 
 
 def evaluate(be: BaseEval) -> dict:
-    """temperature -> TwoTurnEval of the base on the held-out problems (``score.evaluate_all``), kept under the
+    """temperature -> TwoTurnEval of the base on the held-out problems (``evaluate.evaluate_all``), kept under the
     run's cache/ by their inputs (a rerun after a kill does not evaluate again)."""
     cfg = be.cfg
-    return score.evaluate_all(be.model, be.tokenizer, be.task, be.held_out, cfg.temperatures, cfg.max_new_tokens,
-                              cfg.gen_batch_size, cfg.n_boot, cfg.seed, progress=cfg.progress,
-                              cache_dir=be.run.path("cache"))
+    return evaluate_all(be.model, be.tokenizer, be.task, be.held_out, cfg.temperatures, cfg.max_new_tokens,
+                        cfg.gen_batch_size, cfg.n_boot, cfg.seed, progress=cfg.progress,
+                        cache_dir=be.run.path("cache"))
 
 
 def table2_rows(task: str, evals: dict) -> dict:
@@ -313,7 +313,7 @@ def sequential(be: BaseEval) -> np.ndarray:
     """Greedy accuracy (%) of each of ``n_seq_attempts`` sequential attempts on the first ``n_seq_problems``
     held-out problems (Fig. 7), kept under the run's cache/ by the weights and the config."""
     cfg = be.cfg
-    return cached(be.run.path("cache"), "sequential", [score.model_fingerprint(be.model), config.to_dict(cfg)],
+    return cached(be.run.path("cache"), "sequential", [model_fingerprint(be.model), config.to_dict(cfg)],
                   lambda: sequential_attempts(be.model, be.tokenizer, be.held_out[: cfg.n_seq_problems],
                                               be.task.protocol, cfg.n_seq_attempts, max_new_tokens=cfg.max_new_tokens,
                                               batch_size=cfg.gen_batch_size, seed=cfg.seed, progress=cfg.progress,

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from scorelib import claims as C
-from scorelib import config, distributed, metrics, paper, score, sft, tables
+from scorelib import config, distributed, metrics, paper, sft, tables
+from scorelib.evaluate import evaluate_all, model_fingerprint
 from scorelib.models import is_tiny, load_model, save_model
 from scorelib.protocol import describe as describe_protocol
 from scorelib.results import Run, cached, resolve_model, write_json
@@ -77,15 +78,15 @@ def setup(cfg: config.SFTConfig) -> Setup:
 
 def evaluate(su: Setup, model, seed: int):
     """A model's greedy two-turn evaluation on the held-out problems (``evaluate.evaluate_two_turn``)."""
-    return score.evaluate_all(model, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot, seed=seed,
-                              progress=su.cfg.progress, **su.gen)[0.0]
+    return evaluate_all(model, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot, seed=seed,
+                        progress=su.cfg.progress, **su.gen)[0.0]
 
 
 def evaluate_base(su: Setup):
     """The base model's greedy evaluation (bootstrap seeded by ``eval_seed``), kept in the run's cache/."""
-    return score.evaluate_all(su.base, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot,
-                              seed=su.cfg.eval_seed, progress=su.cfg.progress, cache_dir=su.run.path("cache"),
-                              **su.gen)[0.0]
+    return evaluate_all(su.base, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot,
+                        seed=su.cfg.eval_seed, progress=su.cfg.progress, cache_dir=su.run.path("cache"),
+                        **su.gen)[0.0]
 
 
 @dataclass
@@ -142,7 +143,7 @@ def seed_metrics(r: SeedResult) -> dict:
 def run_seed(su: Setup, seed: int) -> SeedResult:
     """``train_and_evaluate`` kept in the run's cache/ by its inputs (a rerun after a kill starts at the next
     unfinished seed); writes seeds/seed<N>/metrics.json."""
-    key = [score.model_fingerprint(su.base), config.to_dict(su.cfg), seed]
+    key = [model_fingerprint(su.base), config.to_dict(su.cfg), seed]
     r = cached(su.run.path("cache"), f"seed{seed}", key, lambda: train_and_evaluate(su, seed))
     write_json(su.run.path(f"seeds/seed{seed}/metrics.json"), seed_metrics(r))
     return r

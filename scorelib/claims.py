@@ -196,7 +196,7 @@ def _c4(m: dict, run_dir: Path) -> dict:
 
 
 def _c5(m: dict, run_dir: Path) -> dict:
-    from scorelib.score import curves
+    from scorelib.stages import curves
 
     logs = {name: [read_jsonl(run_dir / f"history_seed{s}_{key}.jsonl") for s in m["seeds"]]
             for name, key in (("Multi-turn RL", "multi_turn"), ("Stage I", "stage1"))}

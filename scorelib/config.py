@@ -333,7 +333,7 @@ class SFTConfig(FromBaseParams):
 @dataclass(frozen=True)
 class RLCommon(FromBaseParams):
     """What the RL notebooks (20, 30, 40, 45) share: the objective's constants, the budget and the evaluation.
-    ``score.settings`` copies the fields that ``rl.RLSettings`` has by name."""
+    ``stages.settings`` copies the fields that ``rl_settings.RLSettings`` has by name."""
 
     eval_seed: int = 0  # seeds the bootstrap of the pooled 95% CIs only (training, evaluation: seeds)
     seeds: tuple = (0, 1, 2)  # one RL run per seed; all start from the same base model

@@ -6,17 +6,25 @@ correctness of each attempt, extracted answers, edit-distance ratios, and the
 metrics with bootstrap CIs. Under a multi-process launcher (``scorelib.distributed``)
 each process rolls out its share of the problems and every process gets all rows
 back (``rollout.rollout_sharded``); in a single process nothing changes.
+
+The notebooks evaluate through ``evaluate_all`` (two turns) and ``evaluate_attempts_all`` (n turns): one
+evaluation per temperature, each kept in the run's cache by its inputs (``model_fingerprint``, the problems, the
+task, the settings), and pool each method's evaluations over seeds with ``pooled`` and ``pooled_attempts``.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from scorelib import metrics as M
 from scorelib.grading import extract_answer, reward
 from scorelib.prompts import Protocol
+from scorelib.results import cached
 from scorelib.rollout import Rollouts, rollout_sharded
 
 
@@ -154,3 +162,91 @@ def self_refine(model, tokenizer, problems: list, protocol: Protocol, critique: 
                    ro.input_ids, ro.attention_mask, ro.segments,
                    meta=dict(ro.meta, self_refine=True, critiques=ro.texts[1]))
     return scored(two, problems, extract_fn, 0.0, n_boot, seed)
+
+
+def model_fingerprint(model) -> str:
+    """A digest of a model's weights (every tensor of its state dict, names, shapes and dtypes): two models with
+    the same fingerprint compute the same function. Tensors up to 4M elements are hashed byte for byte; larger
+    ones (real models) by their float64 sum, sum of squares and a strided sample of 65,536 elements, which any
+    training step changes."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in model.state_dict().items():
+        t = t.detach()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        if t.numel() <= 1 << 22:
+            h.update(t.cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            flat = t.reshape(-1)
+            stats = torch.stack([flat.double().sum(), flat.double().square().sum()]).cpu().numpy()
+            sample = flat[:: max(1, flat.numel() // 65536)].float().cpu().contiguous().numpy()
+            h.update(stats.tobytes() + sample.tobytes())
+    return h.hexdigest()
+
+
+def evaluate_all(model, tokenizer, task, test: list, temperatures, max_new_tokens: int, batch_size: int,
+                 n_boot: int, seed: int, progress: bool = False, cache_dir: str | Path | None = None,
+                 read_from=()) -> dict:
+    """temperature -> TwoTurnEval on the held-out problems.
+
+    With ``cache_dir``, each evaluation is kept in cache_dir/eval/<key>.pkl, the key a digest of everything it
+    depends on (the model's weights, the problems and answers, the task and its prompts, the temperature and the
+    other settings, the seed, and scorelib's source code), so a rerun after a kill reuses it and a changed input is
+    never served a stale result. ``read_from``: other runs' cache folders, looked in (read only) for the same key
+    first (e.g. notebook 30's evaluation of the SCoRe models that notebook 40 compares with)."""
+    def evaluate(t):
+        return evaluate_two_turn(model, tokenizer, test, task.protocol, temperature=t, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, n_boot=n_boot, seed=seed, progress=progress,
+                                 reward_fn=task.reward, extract_fn=task.extract)
+
+    return _by_temperature(evaluate, model, task, test, temperatures, cache_dir, "eval", [],
+                           [max_new_tokens, batch_size, n_boot, seed], read_from)
+
+
+def _by_temperature(evaluate, model, task, test: list, temperatures, cache_dir, name: str, lead: list, tail: list,
+                    read_from=()) -> dict:
+    """temperature -> evaluate(temperature), each kept under cache_dir/eval/NAME-<key> (``results.cached``) with
+    the key [weights, task, prompts, problems, *lead, temperature, *tail]; no cache_dir: computed every time."""
+    out, parts = {}, None
+    for t in temperatures:
+        if cache_dir is None:
+            out[t] = evaluate(t)
+            continue
+        parts = parts or [model_fingerprint(model), task.name, repr(task.protocol),
+                          hashlib.blake2b(repr([(p.problem, p.answer) for p in test]).encode()).hexdigest()]
+        out[t] = cached(Path(cache_dir) / "eval", name, [*parts, *lead, float(t), *tail], lambda t=t: evaluate(t),
+                        read_from=[Path(d) / "eval" for d in read_from])
+    return out
+
+
+def evaluate_attempts_all(model, tokenizer, task, test: list, n_turns: int, temperatures, max_new_tokens: int,
+                          batch_size: int, n_boot: int, seed: int, progress: bool = False,
+                          cache_dir: str | Path | None = None) -> dict:
+    """temperature -> AttemptsEval: n_turns sequential attempts per held-out problem, each seeing the ones before
+    (``evaluate_attempts``; the three-turn extension's Acc@t1/t2/t3), kept under cache_dir/eval/ by their
+    inputs as ``evaluate_all`` keeps its evaluations."""
+    def evaluate(t):
+        return evaluate_attempts(model, tokenizer, test, task.protocol, n_turns, temperature=t,
+                                 max_new_tokens=max_new_tokens, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                                 progress=progress, reward_fn=task.reward, extract_fn=task.extract)
+
+    return _by_temperature(evaluate, model, task, test, temperatures, cache_dir, f"attempts{n_turns}", [n_turns],
+                           [max_new_tokens, batch_size, n_boot, seed])
+
+
+def pooled_attempts(evals_by_seed: list, temperature: float, n_boot: int, seed: int = 0) -> dict:
+    """One model's n-attempt metrics at one temperature, pooled over seeds (``metrics.summarize_attempts``: a
+    cluster bootstrap over problems), with the different-answer rates between consecutive attempts averaged over
+    seeds."""
+    es = [e[temperature] for e in evals_by_seed]
+    out = M.summarize_attempts([e.correct for e in es], n_boot=n_boot, seed=seed)
+    for key in (k for k in es[0].summary if k.startswith("different_")):
+        out[key] = float(np.mean([e.summary[key] for e in es]))
+    return out
+
+
+def pooled(evals_by_seed: list, temperature: float, n_boot: int, seed: int = 0) -> dict:
+    """One method's metrics at one temperature, pooled over seeds (cluster bootstrap over problems)."""
+    out = M.summarize_seeds([e[temperature].c1 for e in evals_by_seed], [e[temperature].c2 for e in evals_by_seed],
+                            n_boot=n_boot, seed=seed)
+    out["different_answer"] = float(np.mean([e[temperature].summary["different_answer"] for e in evals_by_seed]))
+    return out

@@ -209,7 +209,7 @@ def sample_budget(model, tokenizer, task, problems: list, max_budget: int, tempe
 
     from scorelib.results import cached
     from scorelib.rollout import rollout_sharded
-    from scorelib.score import model_fingerprint
+    from scorelib.evaluate import model_fingerprint
 
     k = check_budgets([max_budget])[0] // 2
     xs, ys = [p.problem for p in problems], [p.answer for p in problems]
@@ -334,7 +334,7 @@ def attempt_outcomes(model, tokenizer, task, problems: list, n_attempts: int, ma
 
     from scorelib.evaluate import sequential_rollouts
     from scorelib.results import cached
-    from scorelib.score import model_fingerprint
+    from scorelib.evaluate import model_fingerprint
 
     def compute() -> AttemptOutcomes:
         t0 = time.perf_counter()

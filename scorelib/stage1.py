@@ -3,8 +3,8 @@ Stage I trained from the same base on each seed, evaluated on the held-out probl
 sweep of Stage I settings on the validation split.
 
 One function per step of the notebook, so that its cells read as the paper and the tests can call each step. The
-objectives are ``rl.OBJECTIVES`` (``multi_turn``, ``stage1``); one RL run with checkpoint selection is
-``score.train_stage``. Notebook 30 (``scorelib.stage2``) builds on this module's ``Setup``, ``SeedRun`` and
+objectives are ``rl_settings.OBJECTIVES`` (``multi_turn``, ``stage1``); one RL run with checkpoint selection is
+``stages.train_stage``. Notebook 30 (``scorelib.stage2``) builds on this module's ``Setup``, ``SeedRun`` and
 ``evaluate``.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scorelib import metrics, plots, score, tables
+from scorelib import metrics, plots, stages, tables
+from scorelib.evaluate import evaluate_all, pooled
 from scorelib.models import is_tiny, load_model
 from scorelib.protocol import describe as describe_protocol
 from scorelib.results import Run, resolve_model
@@ -59,8 +60,8 @@ class Setup:
         return describe_protocol(self.cfg.eval_split, self.cfg.seeds)
 
     def settings(self, objective: str):
-        """The RL settings of one objective from this run's parameters (``score.settings``)."""
-        return score.settings(objective, self.cfg)
+        """The RL settings of one objective from this run's parameters (``stages.settings``)."""
+        return stages.settings(objective, self.cfg)
 
     def describe(self) -> str:
         return (f"base model {self.model_ref}; {self.task.describe}; {len(self.held_out)} held-out problems "
@@ -75,7 +76,7 @@ def setup(cfg) -> Setup:
     run = Run.start(NOTEBOOK, cfg)
     base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
     return Setup(cfg, run, task, base, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test),
-                 score.selection_problems(task, cfg))
+                 stages.selection_problems(task, cfg))
 
 
 @dataclass
@@ -93,24 +94,24 @@ def evaluate(su: Setup, policy, seed: int) -> dict:
     """temperature -> TwoTurnEval of a policy on the held-out problems at every evaluation temperature, kept under
     the run's cache/ by their inputs (a rerun after a kill reuses them)."""
     cfg = su.cfg
-    return score.evaluate_all(policy, su.tokenizer, su.task, su.held_out, seed=seed, progress=cfg.progress,
-                              temperatures=cfg.temperatures, max_new_tokens=cfg.max_new_tokens,
-                              batch_size=cfg.gen_batch_size, n_boot=cfg.n_boot, cache_dir=su.run.dir / "cache")
+    return evaluate_all(policy, su.tokenizer, su.task, su.held_out, seed=seed, progress=cfg.progress,
+                        temperatures=cfg.temperatures, max_new_tokens=cfg.max_new_tokens,
+                        batch_size=cfg.gen_batch_size, n_boot=cfg.n_boot, cache_dir=su.run.dir / "cache")
 
 
 def run_seed(su: Setup, seed: int, method: str) -> SeedRun:
-    """Train one method (a key of METHODS) on one seed from the base (``score.train_stage``: RL seed = seed;
+    """Train one method (a key of METHODS) on one seed from the base (``stages.train_stage``: RL seed = seed;
     checkpoints, resumption, selection), save its log as history_seed<seed>_<objective>.jsonl, evaluate the
     selected model, then let it go."""
     objective = METHODS[method]
     cfg, name = su.cfg, model_name(seed, objective)
     train = su.task.train_problems(cfg.n_train, seed=seed)
-    policy, log, best, best_reward = score.train_stage(
+    policy, log, best, best_reward = stages.train_stage(
         su.base, su.tokenizer, su.task, train, su.settings(objective), seed, su.run.dir, name, lora=su.lora,
         select_window=cfg.select_window, tiny=su.tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
         select_problems=su.select_on)
     su.run.history(log, f"history_{name.replace('/', '_')}.jsonl")
-    selected = score.selected_row(seed, log, best, best_reward, method=method)
+    selected = stages.selected_row(seed, log, best, best_reward, method=method)
     return SeedRun(seed, log, evaluate(su, policy, seed), selected)
 
 
@@ -135,16 +136,16 @@ def selected_table(runs: dict[str, list[SeedRun]]) -> pd.DataFrame:
 
 def curves(runs: dict[str, list[SeedRun]]) -> pd.DataFrame:
     """Fig. 5's training curves: per method, the mean over seeds of acc_t1, acc_t2 and different_answer per step,
-    smoothed over 5 steps (``score.curves``)."""
-    return score.curves({method: [r.log for r in rs] for method, rs in runs.items()})
+    smoothed over 5 steps (``stages.curves``)."""
+    return stages.curves({method: [r.log for r in rs] for method, rs in runs.items()})
 
 
 def rows_at(su: Setup, base_evals: dict, runs: dict[str, list[SeedRun]], t: float) -> dict:
     """The evaluation rows at one temperature: the base, then each method, pooled over seeds with 95% CIs (the
     bootstrap seeded by eval_seed)."""
     cfg = su.cfg
-    rows = {"Base model": score.pooled([base_evals], t, cfg.n_boot, cfg.eval_seed)}
-    rows.update({m: score.pooled([r.evals for r in rs], t, cfg.n_boot, cfg.eval_seed) for m, rs in runs.items()})
+    rows = {"Base model": pooled([base_evals], t, cfg.n_boot, cfg.eval_seed)}
+    rows.update({m: pooled([r.evals for r in rs], t, cfg.n_boot, cfg.eval_seed) for m, rs in runs.items()})
     return rows
 
 
@@ -170,15 +171,15 @@ def by_level(base_evals: dict, runs: dict[str, list[SeedRun]], t: float) -> pd.D
 
 
 def sweep(su: Setup, runs: dict[str, list[SeedRun]]) -> list[dict]:
-    """The sweep's rows (``score.run_sweep`` of Stage I on the first seed, judged on the validation split): the
+    """The sweep's rows (``stages.run_sweep`` of Stage I on the first seed, judged on the validation split): the
     base and the main run's first seed (SWEEP_REFERENCES), then one row per variant; [] when ``sweep`` is empty."""
     s0 = su.cfg.seeds[0]
     first = runs["Stage I"][0].selected
     references = dict(zip(SWEEP_REFERENCES, [
         (su.base, "", float("nan")),
         (su.run.dir / "models" / model_name(s0, "stage1"), first["checkpoint"], first["training_reward"])]))
-    return score.run_sweep("stage1", su.cfg, su.base, su.tokenizer, su.task, su.run, None, s0, su.lora, su.tiny,
-                           references)
+    return stages.run_sweep("stage1", su.cfg, su.base, su.tokenizer, su.task, su.run, None, s0, su.lora, su.tiny,
+                            references)
 
 
 def sweep_protocol(su: Setup) -> str:
@@ -190,7 +191,7 @@ def write_sweep(su: Setup, rows: list[dict], title: str = SWEEP_TITLE) -> pd.Dat
     """Write the sweep table (tables/sweep, rounded) and its figure (figures/sweep_deltas); returns the table."""
     table = pd.DataFrame(rows).set_index("variant")
     su.run.figure("sweep_deltas", plots.sweep_deltas(table.reset_index(), title))
-    return su.run.table("sweep", table.round({c: 2 for c in score.SWEEP_COLUMNS}))
+    return su.run.table("sweep", table.round({c: 2 for c in stages.SWEEP_COLUMNS}))
 
 
 def summary(su: Setup, rows_by_t: dict, c5: dict, runs: dict[str, list[SeedRun]], sweep_rows: list[dict]) -> dict:

@@ -4,7 +4,7 @@
 
 One function per step of the notebook, so that its cells read as the paper and the tests can call each step. The
 maths is in ``objectives`` (shaped reward, RLOO, k3 KL) and ``rl`` (the trainer); one RL run with checkpoint
-selection is ``score.train_stage``.
+selection is ``stages.train_stage``.
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from scorelib import claims, score, stage1
+from scorelib import claims, evaluate, stage1, stages, upstream
 from scorelib.config import ConfigError
 from scorelib.models import load_model
 from scorelib.results import Run, require_run, resolve_model, run_dir
-from scorelib.stage1 import SeedRun, evaluate, stage1_model
+from scorelib.stage1 import SeedRun, stage1_model
 from scorelib.tasks import load_task
 
 NOTEBOOK = "30_score_stage2"
@@ -43,8 +43,8 @@ class Setup(stage1.Setup):
     def settings(self, stage: str = "stage2"):
         """The RL settings of Stage II ('stage2') or of an interleaved round's Stage I ('stage1')."""
         if stage == "stage1":
-            return score.settings("stage1", self.cfg, steps=max(1, self.cfg.stage1_steps))
-        return score.settings(stage, self.cfg)
+            return stages.settings("stage1", self.cfg, steps=max(1, self.cfg.stage1_steps))
+        return stages.settings(stage, self.cfg)
 
     def describe(self) -> str:
         return (f"base model {self.model_ref}; Stage I from {self.stage1_dir}; {self.task.describe}; "
@@ -56,7 +56,7 @@ def setup(cfg) -> Setup:
     compute, then open this run's folder and load the base model and the held-out problems."""
     model_ref = resolve_model(cfg)
     stage1_dir = require_run(cfg.results_dir, STAGE1_NOTEBOOK, cfg.stage1_run, "models")
-    score.check_stage1_run(cfg, stage1_dir)
+    upstream.check_stage1_run(cfg, stage1_dir)
     missing = [s for s in cfg.seeds if not stage1_model(stage1_dir, s).exists()]
     if missing:
         raise ConfigError(f"notebook 20's run {cfg.stage1_run!r} has no Stage I model for seeds {missing}: "
@@ -65,7 +65,7 @@ def setup(cfg) -> Setup:
     run = Run.start(NOTEBOOK, cfg)
     base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
     return Setup(cfg, run, task, base, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test),
-                 score.selection_problems(task, cfg), stage1_dir)
+                 stages.selection_problems(task, cfg), stage1_dir)
 
 
 def train_seed(su: Setup, seed: int):
@@ -73,26 +73,26 @@ def train_seed(su: Setup, seed: int):
     preceded by ``stage1_steps`` steps of Stage I from the last Stage II model (the paper's v1 interleaving; none
     when stage1_steps is 0). Round r's runs use RL seed 10 * seed + r - 1 and save their logs as
     history_seed<seed>_round<r>_<stage>.jsonl. Returns the last Stage II run's (policy, log, selected checkpoint,
-    its selection score), as ``score.train_stage``."""
+    its selection score), as ``stages.train_stage``."""
     cfg = su.cfg
     train = su.task.train_problems(cfg.n_train, seed=seed)
     init = stage1_model(su.stage1_dir, seed)
     for r in range(1, cfg.rounds + 1):
         for stage in (("stage1", "stage2") if r > 1 and cfg.stage1_steps > 0 else ("stage2",)):
             name = model_name(seed, r, stage)
-            out = score.train_stage(su.base, su.tokenizer, su.task, train, su.settings(stage), seed * 10 + r - 1,
-                                    su.run.dir, name, init_dir=init, lora=su.lora, select_window=cfg.select_window,
-                                    tiny=su.tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
-                                    select_problems=su.select_on)
+            out = stages.train_stage(su.base, su.tokenizer, su.task, train, su.settings(stage), seed * 10 + r - 1,
+                                     su.run.dir, name, init_dir=init, lora=su.lora, select_window=cfg.select_window,
+                                     tiny=su.tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
+                                     select_problems=su.select_on)
             init = su.run.dir / "models" / name  # where train_stage saved the selected model
             su.run.history(out[1], f"history_seed{seed}_round{r}_{stage}.jsonl")
     return out
 
 
 def run_seed(su: Setup, seed: int) -> SeedRun:
-    """Train one seed's Stage II (``train_seed``), evaluate the selected model (``evaluate``), then let it go."""
+    """Train one seed's Stage II (``train_seed``), evaluate the selected model (``stage1.evaluate``), then let it go."""
     policy, log, best, best_reward = train_seed(su, seed)
-    return SeedRun(seed, log, evaluate(su, policy, seed), score.selected_row(seed, log, best, best_reward))
+    return SeedRun(seed, log, stage1.evaluate(su, policy, seed), stages.selected_row(seed, log, best, best_reward))
 
 
 def selected_table(runs: list[SeedRun]) -> pd.DataFrame:
@@ -101,13 +101,13 @@ def selected_table(runs: list[SeedRun]) -> pd.DataFrame:
 
 
 def curves(runs: list[SeedRun], rounds: int) -> pd.DataFrame:
-    """The last round's training curves (``score.curves``: mean over seeds, smoothed), rounded for the table."""
-    return score.curves({f"Stage II (round {rounds})": [r.log for r in runs]}, keys=CURVE_KEYS).round(2)
+    """The last round's training curves (``stages.curves``: mean over seeds, smoothed), rounded for the table."""
+    return stages.curves({f"Stage II (round {rounds})": [r.log for r in runs]}, keys=CURVE_KEYS).round(2)
 
 
 def pooled(su: Setup, runs: list[SeedRun], temperature: float) -> dict:
-    """SCoRe's row at one temperature: metrics pooled over seeds with 95% CIs (``score.pooled``)."""
-    return score.pooled([r.evals for r in runs], temperature, su.cfg.n_boot, su.cfg.eval_seed)
+    """SCoRe's row at one temperature: metrics pooled over seeds with 95% CIs (``evaluate.pooled``)."""
+    return evaluate.pooled([r.evals for r in runs], temperature, su.cfg.n_boot, su.cfg.eval_seed)
 
 
 class Table2(NamedTuple):
@@ -117,11 +117,11 @@ class Table2(NamedTuple):
 
 
 def table2_rows(su: Setup, runs: list[SeedRun]) -> Table2:
-    """The Table 2 analogue's rows at the first evaluation temperature (``score.table2_rows``: Base, Multi-turn RL
+    """The Table 2 analogue's rows at the first evaluation temperature (``upstream.table2_rows``: Base, Multi-turn RL
     and Stage I from notebook 20's run, STaR and Pair-SFT from notebook 10's ``sft_run``, SCoRe from ``runs``)."""
     cfg, t = su.cfg, su.cfg.temperatures[0]
     sft_dir = run_dir(cfg.results_dir, SFT_NOTEBOOK, cfg.sft_run)
-    return Table2(*score.table2_rows(cfg, su.stage1_dir, sft_dir, pooled(su, runs, t), t, su.tiny))
+    return Table2(*upstream.table2_rows(cfg, su.stage1_dir, sft_dir, pooled(su, runs, t), t, su.tiny))
 
 
 def score_at_other_temperatures(su: Setup, runs: list[SeedRun]) -> dict[str, pd.DataFrame]:
@@ -134,15 +134,15 @@ def score_at_other_temperatures(su: Setup, runs: list[SeedRun]) -> dict[str, pd.
 
 
 def sweep(su: Setup, first: SeedRun) -> list[dict]:
-    """The sweep's rows (``score.run_sweep`` on the first seed, judged on the validation split): Stage I and the
+    """The sweep's rows (``stages.run_sweep`` on the first seed, judged on the validation split): Stage I and the
     main run's first seed (``SWEEP_REFERENCES``), then one row per variant; [] when ``sweep`` is empty."""
     s0 = su.cfg.seeds[0]
     start = stage1_model(su.stage1_dir, s0)
     references = dict(zip(SWEEP_REFERENCES, [
         (start, "", float("nan")),
         (su.run.dir / "models" / model_name(s0), first.selected["checkpoint"], first.selected["training_reward"])]))
-    return score.run_sweep("stage2", su.cfg, su.base, su.tokenizer, su.task, su.run, start, s0 * 10, su.lora,
-                           su.tiny, references)
+    return stages.run_sweep("stage2", su.cfg, su.base, su.tokenizer, su.task, su.run, start, s0 * 10, su.lora,
+                            su.tiny, references)
 
 
 sweep_protocol = stage1.sweep_protocol  # the first seed on the validation split, as notebook 20's sweep

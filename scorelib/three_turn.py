@@ -1,5 +1,5 @@
 """Notebook 45: SCoRe with three attempts (the ICLR version's appendix A.1; digest section 3.6), as settings of the
-one trainer (``rl.objective``'s ``three_turn_*`` objectives, ``n_turns = 3``).
+one trainer (``rl_settings.objective``'s ``three_turn_*`` objectives, ``n_turns = 3``).
 
 The paper's description is one line per stage; how this suite reads it:
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from scorelib import metrics as M
-from scorelib import paper, rl, score
+from scorelib import evaluate, paper, rl_settings, stages
 
 # (key, label, objective): the stages in the order they run, each from the one before (the first from the base).
 STAGES = (("stage1a", "Stage 1(a)", "three_turn_stage1a"), ("stage1b", "Stage 1(b)", "three_turn_stage1b"),
@@ -39,29 +39,29 @@ SETTING_KEYS = ("n_turns", "reward_turn1", "reward_turn2", "reward_turn3", "alph
                 "beta_turn3", "steps", "problems_per_step", "k", "lr", "turn_budget")
 
 
-def stage_settings(cfg) -> dict[str, rl.RLSettings]:
-    """Stage key -> its RL settings, from the notebook's config (``score.settings``: notebook 30's recipe; Stages
+def stage_settings(cfg) -> dict[str, rl_settings.RLSettings]:
+    """Stage key -> its RL settings, from the notebook's config (``stages.settings``: notebook 30's recipe; Stages
     1(a) and 1(b) with one joint loss, as notebook 20's Stage I)."""
-    out = {key: score.settings(objective, cfg) for key, _, objective in STAGES}
+    out = {key: stages.settings(objective, cfg) for key, _, objective in STAGES}
     for key in ("stage1a", "stage1b"):
         out[key] = replace(out[key], turn_budget="joint")
     for s in out.values():
-        rl.check_settings(s)
+        rl_settings.check_settings(s)
     return out
 
 
-def settings_table(settings: dict[str, rl.RLSettings]) -> pd.DataFrame:
+def settings_table(settings: dict[str, rl_settings.RLSettings]) -> pd.DataFrame:
     """What each stage trains: rewards, KL weights and budget, one column per stage."""
     labels = {key: label for key, label, _ in STAGES}
-    df = pd.DataFrame({labels[k]: {f: rl.applied(s)[f] for f in SETTING_KEYS} for k, s in settings.items()})
+    df = pd.DataFrame({labels[k]: {f: rl_settings.applied(s)[f] for f in SETTING_KEYS} for k, s in settings.items()})
     df.index.name = "setting"
     return df
 
 
-def settings_record(settings: dict[str, rl.RLSettings]) -> dict[str, dict]:
-    """Stage label -> its settings as the trainer applies them (``rl.applied``), for metrics.json."""
+def settings_record(settings: dict[str, rl_settings.RLSettings]) -> dict[str, dict]:
+    """Stage label -> its settings as the trainer applies them (``rl_settings.applied``), for metrics.json."""
     labels = {key: label for key, label, _ in STAGES}
-    return {labels[k]: rl.applied(s) for k, s in settings.items()}
+    return {labels[k]: rl_settings.applied(s) for k, s in settings.items()}
 
 
 def stage_seed(seed: int, index: int) -> int:
@@ -69,22 +69,22 @@ def stage_seed(seed: int, index: int) -> int:
     return 10 * seed + index
 
 
-def train_stages(base, tokenizer, task, train: list, settings: dict[str, rl.RLSettings], seed: int, run_dir: Path,
-                 lora, tiny: bool, select_on, held_out: list, ev: dict, cfg) -> dict[str, dict]:
+def train_stages(base, tokenizer, task, train: list, settings: dict[str, rl_settings.RLSettings], seed: int,
+                 run_dir: Path, lora, tiny: bool, select_on, held_out: list, ev: dict, cfg) -> dict[str, dict]:
     """Stage 1(a) from the base, 1(b) from the selected 1(a) model (with it as the KL reference), Stage 2 from the
-    selected 1(b) model (reference: the base), each through ``score.train_stage`` (checkpoints, resumption,
+    selected 1(b) model (reference: the base), each through ``stages.train_stage`` (checkpoints, resumption,
     selection; models under run_dir/models/seed<seed>/<stage>). Each stage's selected model is evaluated on
-    ``held_out`` (``score.evaluate_attempts_all`` with the keywords ``ev``) before the next stage starts. Returns
-    stage key -> dict(log, eval: temperature -> AttemptsEval, selected: a ``score.selected_row``)."""
+    ``held_out`` (``evaluate.evaluate_attempts_all`` with the keywords ``ev``) before the next stage starts. Returns
+    stage key -> dict(log, eval: temperature -> AttemptsEval, selected: a ``stages.selected_row``)."""
     out, init, reference = {}, None, None
     for i, (key, label, _) in enumerate(STAGES):
-        policy, log, best, best_reward = score.train_stage(
+        policy, log, best, best_reward = stages.train_stage(
             base, tokenizer, task, train, settings[key], stage_seed(seed, i), run_dir, f"seed{seed}/{key}",
             init_dir=init, lora=lora, select_window=cfg.select_window, tiny=tiny, device=cfg.device, dtype=cfg.dtype,
             progress=cfg.progress, select_problems=select_on, gen_batch_size=cfg.gen_batch_size,
             reference=reference)
-        evals = score.evaluate_attempts_all(policy, tokenizer, task, held_out, seed=seed, **ev)
-        out[key] = dict(log=log, eval=evals, selected=score.selected_row(seed, log, best, best_reward, stage=label))
+        evals = evaluate.evaluate_attempts_all(policy, tokenizer, task, held_out, seed=seed, **ev)
+        out[key] = dict(log=log, eval=evals, selected=stages.selected_row(seed, log, best, best_reward, stage=label))
         init = Path(run_dir) / "models" / f"seed{seed}" / key
         reference = policy if key == "stage1a" else None  # 1(b) is held near the 1(a) model
     return out
@@ -99,7 +99,7 @@ def paper_row(label: str) -> dict:
 
 
 def table(rows: dict[str, dict], task: str, how: str) -> pd.DataFrame:
-    """Ours (``score.pooled_attempts`` rows, 95% CIs; labelled with the task, ``how`` they were evaluated, e.g.
+    """Ours (``evaluate.pooled_attempts`` rows, 95% CIs; labelled with the task, ``how`` they were evaluated, e.g.
     'greedy', and their number of seeds) with each stage's paper row after it, as strings."""
     shown = {}
     for label, row in rows.items():

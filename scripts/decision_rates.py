@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scorelib import rl  # noqa: E402
+from scorelib import checkpoints  # noqa: E402
 from scorelib.evaluate import evaluate_two_turn  # noqa: E402
 from scorelib.models import load_model  # noqa: E402
 from scorelib.tasks import load_task  # noqa: E402
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     val = task.val_problems(512 + a.n)[512:]
     model, tok = load_model(a.model, device="cpu", trainable=bool(a.checkpoint))
     if a.checkpoint:
-        rl.load_checkpoint(a.checkpoint, model)
+        checkpoints.load_checkpoint(a.checkpoint, model)
     model.eval()
     for t in a.t:
         rows = []

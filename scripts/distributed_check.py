@@ -29,13 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scorelib import distributed, prompts, rl  # noqa: E402
+from scorelib import checkpoints, distributed, objectives, prompts, rl, rl_settings  # noqa: E402
 from scorelib.evaluate import evaluate_two_turn  # noqa: E402
 from scorelib.models import build_tiny_model, build_tiny_tokenizer  # noqa: E402
 from scorelib.rollout import (PAD_SEG, PROMPT_SEG, Rollouts, attempt_seg, encode_glue, encode_turn1,  # noqa: E402
                               flatten, glue_after, instruction_seg, pad_right, rollout)
 from scorelib.tasks import toy  # noqa: E402
 from scorelib.training import Example, train_masked_lm  # noqa: E402
+from scorelib.update import make_optimizer, policy_update  # noqa: E402
 
 K = 2
 
@@ -76,7 +77,7 @@ def fixed_batch(tok, problems):
     """One batch of rollouts at T=1 (the same on every process: same model, problems and seed)."""
     ro = rollout(fresh(tok, seed=3), tok, [p.problem for p in problems[:5]], [p.answer for p in problems[:5]],
                  prompts.TOY, text_reward, n_turns=2, k=K, temperature=1.0, max_new_tokens=8, seed=1)
-    adv, _ = rl.advantages(ro.rewards, rl.objective("stage2", k=K))
+    adv, _ = objectives.advantages(ro.rewards, **rl_settings.advantage_args(rl_settings.objective("stage2", k=K)))
     return ro, adv
 
 
@@ -89,13 +90,13 @@ def update(per_turn: bool = False) -> dict:
     policy, ref = fresh(tok, seed=4), fresh(tok, seed=5)
     if distributed.active():
         distributed.wrap(policy)
-    s = rl.objective("stage2", k=K, lr=1e-2, turn_budget="per_turn" if per_turn else "joint")
-    opt = rl.make_optimizer(policy, s)
+    s = rl_settings.objective("stage2", k=K, lr=1e-2, turn_budget="per_turn" if per_turn else "joint")
+    opt = make_optimizer(policy, s)
     outs = []
     for _ in range(2):
-        outs.append(rl.policy_update(policy, ref, opt, ro.input_ids[rows], ro.attention_mask[rows],
-                                     [m[rows] for m in masks], [a[rows] for a in adv], [0.1, 0.01], micro_batch=2,
-                                     max_grad_norm=0.5, token_budget=None))
+        outs.append(policy_update(policy, ref, opt, ro.input_ids[rows], ro.attention_mask[rows],
+                                  [m[rows] for m in masks], [a[rows] for a in adv], [0.1, 0.01], micro_batch=2,
+                                  max_grad_norm=0.5, token_budget=None))
     return dict(weights=weights(policy), outs=[{k: v for k, v in o.items() if not k.endswith("_s")} for o in outs])
 
 
@@ -137,7 +138,8 @@ class FixedRollout:
 
 def rl_train(checkpoint_dir: str | None = None, crash: bool = True) -> dict:
     tok, problems = tiny()
-    s = rl.objective("stage2", steps=4, problems_per_step=3, k=K, lr=1e-2, max_new_tokens=6, checkpoint_every=1)
+    s = rl_settings.objective("stage2", steps=4, problems_per_step=3, k=K, lr=1e-2, max_new_tokens=6,
+                              checkpoint_every=1)
     real = rl.rollout
     rl.rollout = FixedRollout(crash_at=3 if crash else None)
     try:
@@ -151,11 +153,11 @@ def rl_train(checkpoint_dir: str | None = None, crash: bool = True) -> dict:
                                   reward_fn=text_reward, checkpoint_dir=ckpt)
                 resumed_at = None
             except KeyboardInterrupt:
-                resumed_at = rl.checkpoints(ckpt)[-1].name
+                resumed_at = checkpoints.checkpoints(ckpt)[-1].name
                 policy, ref = fresh(tok, seed=4), fresh(tok, seed=5)  # a new process would start from scratch
                 log = rl.rl_train(policy, ref, tok, prompts.TOY, problems, s, seed=2, progress=False,
                                   reward_fn=text_reward, checkpoint_dir=ckpt)
-            saved = [c.name for c in rl.checkpoints(ckpt)]
+            saved = [c.name for c in checkpoints.checkpoints(ckpt)]
             distributed.barrier()  # nobody removes the folder while another process still reads it
     finally:
         rl.rollout = real

@@ -4,7 +4,7 @@
     python scripts/explore_rl.py NAME --base results/00_toy_world_and_base_model/tune/model --seed 100 \\
         --stage1 '{"steps": 100}' --stage2 '{"beta_turn1": 0.1, "select": "val_greedy"}'
 
-The stages run through notebook 30's own functions (``score.settings``, ``score.train_stage``). A Stage I with the
+The stages run through notebook 30's own functions (``stages.settings``, ``stages.train_stage``). A Stage I with the
 same settings and seed is cached under OUT/stage1_<key>/, so Stage II probes share it. Evaluation uses validation
 problems n_select .. n_select + n_val, disjoint from the first n_select that ``select: val_greedy`` picks
 checkpoints on, so a selected checkpoint is not judged on the problems that selected it. Never touches test
@@ -24,13 +24,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scorelib import config as C  # noqa: E402
-from scorelib import score  # noqa: E402
+from scorelib import evaluate, stages  # noqa: E402
 from scorelib.models import load_model  # noqa: E402
 from scorelib.tasks import load_task  # noqa: E402
 
 def summary(model, tok, task, problems, seed: int) -> dict:
-    ev = score.evaluate_all(model, tok, task, problems, [0.0], 160, 512, 1000, seed)[0.0]
-    return {k: round(float(ev.summary[k]), 2) for k in score.SWEEP_COLUMNS}
+    ev = evaluate.evaluate_all(model, tok, task, problems, [0.0], 160, 512, 1000, seed)[0.0]
+    return {k: round(float(ev.summary[k]), 2) for k in stages.SWEEP_COLUMNS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     key = hashlib.md5(json.dumps([a.base, a.seed, a.first, o1], sort_keys=True).encode()).hexdigest()[:10]
     d1 = out / f"{a.first}_{key}"
     t0 = time.time()
-    s1 = score.settings(a.first, cfg1)
-    policy, log, best, _ = score.train_stage(base, tok, task, train, s1, a.seed, d1, "first", tiny=True,
-                                             select_window=cfg1.select_window,
-                                             select_problems=score.selection_problems(task, cfg1))
+    s1 = stages.settings(a.first, cfg1)
+    policy, log, best, _ = stages.train_stage(base, tok, task, train, s1, a.seed, d1, "first", tiny=True,
+                                              select_window=cfg1.select_window,
+                                              select_problems=stages.selection_problems(task, cfg1))
     res["first_eval"] = summary(policy, tok, task, val, a.seed)
     res["first_checkpoint"] = best.name
     res["first_s"] = round(time.time() - t0, 1)
@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         o2 = dict(over2, seeds=[a.seed], progress=False)
         cfg2 = C.make_config(C.Stage2Config, o2)
         t1 = time.time()
-        s2 = score.settings("stage2", cfg2)
+        s2 = stages.settings("stage2", cfg2)
         d2 = out / a.name
-        policy, log, best, _ = score.train_stage(base, tok, task, train, s2, a.seed * 10, d2, "stage2",
-                                                 init_dir=d1 / "models" / "first", tiny=True,
-                                                 select_window=cfg2.select_window,
-                                                 select_problems=score.selection_problems(task, cfg2))
+        policy, log, best, _ = stages.train_stage(base, tok, task, train, s2, a.seed * 10, d2, "stage2",
+                                                  init_dir=d1 / "models" / "first", tiny=True,
+                                                  select_window=cfg2.select_window,
+                                                  select_problems=stages.selection_problems(task, cfg2))
         res["stage2_eval"] = summary(policy, tok, task, val, a.seed)
         res["stage2_checkpoint"] = best.name
         res["stage2_s"] = round(time.time() - t1, 1)

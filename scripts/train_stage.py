@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scorelib import distributed, rl, sft  # noqa: E402
+from scorelib import distributed, rl, rl_settings, sft  # noqa: E402
 from scorelib.config import SFTConfig  # noqa: E402
 from scorelib.evaluate import evaluate_two_turn  # noqa: E402
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, load_model, save_model  # noqa: E402
-from scorelib.score import start_policy  # noqa: E402
+from scorelib.stages import start_policy  # noqa: E402
 from scorelib.tasks import load_task  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def write_json(path: Path, data) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--objective", default="stage1", choices=[*rl.OBJECTIVES, "pair_sft"])
+    ap.add_argument("--objective", default="stage1", choices=[*rl_settings.OBJECTIVES, "pair_sft"])
     ap.add_argument("--base", required=True, help="model folder / hub id, or tiny-random")
     ap.add_argument("--init", default=None, help="checkpoint folder to start the policy from (e.g. Stage I's model)")
     ap.add_argument("--out", required=True)
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
         budget = dict(steps=args.steps, problems_per_step=args.problems_per_step, k=args.k,
                       max_new_tokens=args.max_new_tokens, micro_batch=args.micro_batch,
                       checkpoint_every=args.checkpoint_every, **({"lr": args.lr} if args.lr else {}))
-        s = rl.objective(args.objective, **budget)
+        s = rl_settings.objective(args.objective, **budget)
         policy, ref = start_policy(base, args.init, *lora, device=dev, dtype=args.dtype)
         run_info = dict(init=str(args.init), lora=list(lora), base=args.base, task=task.name)
         log = rl.rl_train(policy, ref, tok, task.protocol, train, s, seed=args.seed, reward_fn=task.reward,

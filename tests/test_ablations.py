@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scorelib import ablations, claims, config, rl, score
+from scorelib import ablations, claims, config, rl, rl_settings, stages
 from scorelib import metrics as M
 from scorelib import results as R
 from scorelib.models import build_tiny_model, build_tiny_tokenizer
@@ -39,7 +39,7 @@ EXPECTED = {
 def test_each_row_changes_one_thing_from_scores_stage2():
     cfg = config.AblationConfig()
     ref = ablations.reference(cfg)
-    assert ref == score.settings("stage2", config.Stage2Config())  # the reference is notebook 30's Stage II
+    assert ref == stages.settings("stage2", config.Stage2Config())  # the reference is notebook 30's Stage II
     assert set(cfg.ablation_rows) == set(EXPECTED) == set(ablations.ROWS)
     for row in ablations.ROWS:
         assert ablations.changes(ablations.ablation(row, cfg, 30), ref) == EXPECTED[row], row
@@ -119,17 +119,17 @@ def test_score_run_written_with_the_old_parameter_names_is_read(tmp_path):
 
 # ----------------------------------------------------------------------------- the turn-1 pool
 def test_new_trainer_option_defaults_to_online_and_is_checked():
-    assert rl.RLSettings().turn1_source == "online"
+    assert rl_settings.RLSettings().turn1_source == "online"
     with pytest.raises(ValueError, match="turn1_source must be one of"):
-        rl.check_settings(rl.RLSettings(turn1_source="offline"))
+        rl_settings.check_settings(rl_settings.RLSettings(turn1_source="offline"))
     with pytest.raises(ValueError, match="needs n_turns >= 2"):
-        rl.check_settings(rl.objective("single_turn", turn1_source="pool"))
+        rl_settings.check_settings(rl_settings.objective("single_turn", turn1_source="pool"))
     with pytest.raises(ValueError, match="unknown objective 'four_turns'"):  # three turns: tests/test_three_turn.py
-        rl.check_settings(rl.RLSettings(objective="four_turns"))
+        rl_settings.check_settings(rl_settings.RLSettings(objective="four_turns"))
 
 
 def test_step_problems_are_the_trainers_draws():
-    s = rl.RLSettings(steps=5, problems_per_step=3)
+    s = rl_settings.RLSettings(steps=5, problems_per_step=3)
     for step in range(5):  # the formula rl_train used before step_problems existed
         want = np.random.default_rng([7, step]).choice(20, 3, replace=False)
         assert np.array_equal(rl.step_problems(20, s, 7, step), want)
@@ -150,7 +150,7 @@ def test_rl_train_takes_first_attempts_from_the_pool(tiny, monkeypatch):
     tok, base = tiny
     task = load_task("toy")
     train = task.train_problems(6, seed=0)
-    s = dataclasses.replace(score.settings("stage2", dataclasses.replace(
+    s = dataclasses.replace(stages.settings("stage2", dataclasses.replace(
         config.Stage2Config(), steps=2, problems_per_step=2, k=2, max_new_tokens=6, checkpoint_every=0)),
         turn1_source="pool")
     pool = ablations.y1_pool(base, tok, task, train, s, 3, gen_batch_size=8)
@@ -163,7 +163,7 @@ def test_rl_train_takes_first_attempts_from_the_pool(tiny, monkeypatch):
         return real(*a, given_y1=given_y1, **kw)
 
     monkeypatch.setattr(rl, "rollout", spy)
-    policy, ref = score.start_policy(base, None, 0, 16.0, ("q_proj",))
+    policy, ref = stages.start_policy(base, None, 0, 16.0, ("q_proj",))
     log = rl.rl_train(policy, ref, tok, task.protocol, train, s, seed=3, progress=False, reward_fn=task.reward,
                       extract_fn=task.extract, y1_pool=pool)
     assert len(log) == 2
@@ -197,8 +197,8 @@ def test_star_stage2_spends_stage2s_budget_resumes_and_selects(tiny, tmp_path):
     tok, base = tiny
     task = dataclasses.replace(load_task("toy"), reward=lambda y, a: 1.0)  # every attempt "correct": all kept
     train = task.train_problems(8, seed=0)
-    s = rl.RLSettings(steps=4, problems_per_step=2, k=2, max_new_tokens=6)
-    policy, _ = score.start_policy(base, None, 0, 16.0, ("q_proj",))
+    s = rl_settings.RLSettings(steps=4, problems_per_step=2, k=2, max_new_tokens=6)
+    policy, _ = stages.start_policy(base, None, 0, 16.0, ("q_proj",))
     start = [p.detach().clone() for p in policy.parameters()]
     info, kept, value = ablations.star_stage2(policy, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2,
                                               star_batch_size=4, checkpoint_dir=tmp_path / "a", gen_batch_size=16)
@@ -209,13 +209,13 @@ def test_star_stage2_spends_stage2s_budget_resumes_and_selects(tiny, tmp_path):
     trained = [p.detach().clone() for p in policy.parameters()]
     assert not all(torch.equal(a, b) for a, b in zip(start, trained))
     # rerun from the same checkpoints: the same model, without training again
-    again, _ = score.start_policy(base, None, 0, 16.0, ("q_proj",))
+    again, _ = stages.start_policy(base, None, 0, 16.0, ("q_proj",))
     ablations.star_stage2(again, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2, star_batch_size=4,
                           checkpoint_dir=tmp_path / "a", gen_batch_size=16)
     assert all(torch.equal(a, b) for a, b in zip(again.parameters(), trained))
     # selection: a score that only falls keeps the start (its weights are put back)
     falling = iter([3.0, 2.0, 1.0])
-    third, _ = score.start_policy(base, None, 0, 16.0, ("q_proj",))
+    third, _ = stages.start_policy(base, None, 0, 16.0, ("q_proj",))
     info, kept, value = ablations.star_stage2(third, tok, task, train, s, 1, rounds=2, epochs=1.0, lr=1e-2,
                                               star_batch_size=4, checkpoint_dir=tmp_path / "b", gen_batch_size=16,
                                               score_fn=lambda m: next(falling))

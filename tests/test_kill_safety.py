@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from scorelib import results as R
-from scorelib import score
+from scorelib import evaluate
 from scorelib.models import build_tiny_model, build_tiny_tokenizer
 from scorelib.tasks import load_task
 
@@ -95,12 +95,12 @@ def tiny():
 
 def test_model_fingerprint_sees_any_weight_change(tiny):
     tok, model = tiny
-    a = score.model_fingerprint(model)
+    a = evaluate.model_fingerprint(model)
     other = build_tiny_model(tok, 16, 1, 2, 32, seed=0)
-    assert score.model_fingerprint(other) == a
+    assert evaluate.model_fingerprint(other) == a
     with torch.no_grad():
         next(other.parameters()).view(-1)[3] += 1e-6
-    assert score.model_fingerprint(other) != a
+    assert evaluate.model_fingerprint(other) != a
 
 
 def test_evaluations_are_cached_by_their_inputs(tiny, tmp_path, monkeypatch):
@@ -108,24 +108,24 @@ def test_evaluations_are_cached_by_their_inputs(tiny, tmp_path, monkeypatch):
     task = load_task("toy")
     probs = task.val_problems(4)
     kw = dict(max_new_tokens=6, batch_size=8, n_boot=10, seed=0, cache_dir=tmp_path)
-    first = score.evaluate_all(model, tok, task, probs, [0.0, 1.0], **kw)
+    first = evaluate.evaluate_all(model, tok, task, probs, [0.0, 1.0], **kw)
     assert len(list((tmp_path / "eval").glob("*.pkl"))) == 2
     calls = []
-    real = score.evaluate_two_turn
-    monkeypatch.setattr(score, "evaluate_two_turn", lambda *a, **k: calls.append(k["temperature"]) or real(*a, **k))
-    again = score.evaluate_all(model, tok, task, probs, [0.0, 1.0], **kw)
+    real = evaluate.evaluate_two_turn
+    monkeypatch.setattr(evaluate, "evaluate_two_turn", lambda *a, **k: calls.append(k["temperature"]) or real(*a, **k))
+    again = evaluate.evaluate_all(model, tok, task, probs, [0.0, 1.0], **kw)
     assert calls == []  # served from the cache, and equal to what was computed
     for t in (0.0, 1.0):
         assert again[t].summary == first[t].summary and again[t].rollouts.y2_text == first[t].rollouts.y2_text
-    score.evaluate_all(model, tok, task, probs[:3], [0.0], **kw)  # other problems: computed
-    score.evaluate_all(model, tok, task, probs, [0.0], **{**kw, "seed": 1})  # another seed: computed
+    evaluate.evaluate_all(model, tok, task, probs[:3], [0.0], **kw)  # other problems: computed
+    evaluate.evaluate_all(model, tok, task, probs, [0.0], **{**kw, "seed": 1})  # another seed: computed
     changed = build_tiny_model(tok, 16, 1, 2, 32, seed=1)
-    score.evaluate_all(changed, tok, task, probs, [0.0], **kw)  # other weights: computed
+    evaluate.evaluate_all(changed, tok, task, probs, [0.0], **kw)  # other weights: computed
     assert calls == [0.0, 0.0, 0.0]
     # an unreadable cache file is recomputed, not trusted
     for p in (tmp_path / "eval").glob("*.pkl"):
         p.write_bytes(b"garbage")
-    score.evaluate_all(model, tok, task, probs, [0.0], **kw)
+    evaluate.evaluate_all(model, tok, task, probs, [0.0], **kw)
     assert calls == [0.0, 0.0, 0.0, 0.0]
 
 

@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from scorelib.objectives import kl_k3, policy_loss, rloo_advantages, shaped_turn2_reward, token_logprobs
+from scorelib import rl_settings
+from scorelib.objectives import (advantages, kl_k3, policy_loss, rloo_advantages, shaped_turn2_reward, signal_rows,
+                                 token_logprobs)
 
 
 def test_kl_is_zero_when_policy_equals_reference():
@@ -88,3 +90,24 @@ def test_k3_is_accurate_near_the_reference_in_float32():
     want = (torch.exp(d.double()) - d.double() - 1).float()
     assert torch.allclose(got, want, rtol=1e-2)
     assert float(got[0]) == pytest.approx(5e-9, rel=1e-2)
+
+
+def test_advantages_from_resolved_arguments_by_hand():
+    # one group of k = 2, rewards (turn 1, turn 2) = (0, 1), (1, 1); both turns rewarded, alpha = 10
+    r = [[0, 1], [1, 1]]
+    (a1, a2), logged = advantages(r, k=2, rewarded=(True, True), alpha=10.0)
+    assert a1.tolist() == [-1.0, 1.0]  # RLOO of r1 = (0, 1)
+    assert a2.tolist() == [10.0, -10.0]  # RLOO of the shaped r2 = (11, 1)
+    assert logged == dict(reward=1.5, shaped_reward=6.0)  # mean of r1 + r2 = (1, 2); mean of (11, 1)
+    (a1, a2), logged = advantages(r, k=2, rewarded=(False, True))  # Stage I: turn 1 gets nothing, no bonus
+    assert a1.tolist() == [0.0, 0.0] and a2.tolist() == [0.0, 0.0] and logged["reward"] == 1.0
+    assert signal_rows([a1, a2], 2).tolist() == [False, False]  # the group has no signal
+    with pytest.raises(ValueError, match="turn2_baseline"):
+        advantages(r, k=2, rewarded=(True, True), turn2_baseline="nope")
+
+
+def test_advantage_args_resolve_the_objective():
+    s = rl_settings.objective("stage2", k=2, alpha=3.0, gamma=0.5)
+    assert rl_settings.advantage_args(s) == dict(k=2, rewarded=(True, True), alpha=3.0, gamma=0.5,
+                                                 turn2_baseline="group")
+    assert rl_settings.advantage_args(rl_settings.objective("stage1", alpha=3.0))["alpha"] == 0.0  # not shaped

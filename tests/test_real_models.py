@@ -14,9 +14,11 @@ from scorelib import grading, prompts
 from scorelib import rollout as R
 from scorelib.models import (CHATML_TEMPLATE, apply_lora, build_byte_tokenizer, build_random_model, is_peft,
                              load_model, n_trainable, reference_mode, save_model)
-from scorelib.rl import RLSettings, policy_update, rl_train
+from scorelib.rl import rl_train
+from scorelib.rl_settings import RLSettings
 from scorelib.tasks import toy
 from scorelib.training import Example, train_masked_lm
+from scorelib.update import policy_update
 
 
 @pytest.fixture(scope="module")

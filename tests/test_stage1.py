@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scorelib import config, score, stage1, stage2
+from scorelib import config, stage1, stage2, stages, upstream
 from scorelib.results import Run
 
 
@@ -93,7 +93,7 @@ def test_summary_keeps_the_variant_rows_of_the_sweep_only(tmp_path):
 
 def test_rows_pool_each_method_with_the_eval_seed(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(score, "pooled", lambda evals, t, n_boot, seed: seen.append((len(evals), t, seed)) or {})
+    monkeypatch.setattr(stage1, "pooled", lambda evals, t, n_boot, seed: seen.append((len(evals), t, seed)) or {})
     su = _setup(tmp_path, eval_seed=7)
     rows = stage1.rows_at(su, {0.0: "base"}, {m: [_run(m, 3), _run(m, 5)] for m in stage1.METHODS}, 0.0)
     assert list(rows) == ["Base model", "Multi-turn RL", "Stage I"]
@@ -109,7 +109,7 @@ def test_stage2_setup_extends_stage1s(tmp_path):
 def test_eval_seed_seeds_only_evaluation():
     cfg = config.Stage1Config()
     assert not hasattr(cfg, "seed") and cfg.eval_seed == 0 and cfg.gen_batch_size == 512
-    assert np.array_equal(score.settings("stage1", cfg).steps, cfg.steps)
+    assert np.array_equal(stages.settings("stage1", cfg).steps, cfg.steps)
     with pytest.raises(config.ConfigError, match="unknown parameter"):
         config.make_config(config.Stage1Config, dict(seed=1))
 
@@ -120,8 +120,8 @@ def test_stage2_accepts_a_stage1_run_written_with_the_old_parameter_names(tmp_pa
            for k, v in config.to_dict(config.Stage1Config()).items()}
     assert "seed" in old and "eval_seed" not in old
     (tmp_path / "config.json").write_text(json.dumps(old))
-    score.check_stage1_run(config.Stage2Config(), tmp_path)  # same task, model, base and rank: accepted
+    upstream.check_stage1_run(config.Stage2Config(), tmp_path)  # same task, model, base and rank: accepted
     (tmp_path / "config.json").write_text(json.dumps({**old, "lora_rank": 8}))
     with pytest.raises(config.ConfigError, match=r"differs from this run in \['lora_rank'\]"):
-        score.check_stage1_run(config.Stage2Config(), tmp_path)
+        upstream.check_stage1_run(config.Stage2Config(), tmp_path)
     assert config.saved_config(old, stage1.NOTEBOOK)["gen_batch_size"] == old["batch_size"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from scorelib import config, metrics, objectives, prompts, rl, score, three_turn
+from scorelib import checkpoints, config, metrics, objectives, prompts, rl, rl_settings, stages, three_turn, update
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, save_model
 from scorelib.objectives import policy_loss, token_logprobs
 from scorelib.rollout import attempt_seg, rollout
@@ -28,6 +28,11 @@ SHAPED = [[0, 11, 1],
           [0, 0, 0]]
 
 
+def advantages(rewards, s):
+    """objectives.advantages under settings s (rl_settings.advantage_args resolves the objective's turns)."""
+    return objectives.advantages(rewards, **rl_settings.advantage_args(s))
+
+
 def test_shaped_rewards_by_hand():
     assert objectives.shaped_rewards(torch.tensor(GROUP), 10.0).tolist() == SHAPED
     assert objectives.shaped_rewards(torch.tensor(GROUP), 0.0).tolist() == GROUP.tolist()  # no bonus: the rewards
@@ -41,8 +46,8 @@ def test_shaped_rewards_by_hand():
 def test_stage2_advantages_of_three_turns_by_hand():
     """RLOO of each column of SHAPED (each value minus the mean of the other three), e.g. turn 2 of row 1:
     11 - (-10 + 1 + 0) / 3 = 14."""
-    s = rl.objective("three_turn_stage2", k=4)
-    adv, log = rl.advantages(GROUP, s)
+    s = rl_settings.objective("three_turn_stage2", k=4)
+    adv, log = advantages(GROUP, s)
     f = 2 / 3
     assert torch.stack(adv).tolist() == [pytest.approx(x) for x in ([-f, f, f, -f], [14, -14, f, -f],
                                                                      [f, 14, -14, -f])]
@@ -53,32 +58,35 @@ def test_stage2_advantages_of_three_turns_by_hand():
 
 def test_stage1a_and_stage1b_advantages_reward_one_turn_each():
     f = 2 / 3  # RLOO of (1, 0, 1, 0) and of (1, 1, 0, 0): +-2/3
-    adv, log = rl.advantages(GROUP, rl.objective("three_turn_stage1a", k=4))
+    adv, log = advantages(GROUP, rl_settings.objective("three_turn_stage1a", k=4))
     assert torch.stack(adv).tolist() == [pytest.approx(x) for x in ([0] * 4, [f, -f, f, -f], [0] * 4)]
     assert log["reward"] == pytest.approx(0.5)  # r2 alone
-    adv, log = rl.advantages(GROUP, rl.objective("three_turn_stage1b", k=4))
+    adv, log = advantages(GROUP, rl_settings.objective("three_turn_stage1b", k=4))
     assert torch.stack(adv).tolist() == [pytest.approx(x) for x in ([0] * 4, [0] * 4, [f, f, -f, -f])]
     assert log["reward"] == pytest.approx(0.5)  # r3 alone (alpha 0: no bonus)
 
 
 def test_two_groups_are_centred_apart():
     rewards = np.vstack([GROUP[:2], GROUP[2:]])  # k = 2: rows (0, 1) and (2, 3) are two problems' groups
-    adv, _ = rl.advantages(rewards, rl.objective("three_turn_stage2", k=2))
+    adv, _ = advantages(rewards, rl_settings.objective("three_turn_stage2", k=2))
     assert adv[1].tolist() == [21.0, -21.0, 1.0, -1.0]  # 11 - (-10), -10 - 11; 1 - 0, 0 - 1
     assert adv[2].tolist() == [-10.0, 10.0, -10.0, 10.0]  # 1 - 11; -10 - 0
 
 
 def test_objective_presets():
-    a, b, c = (rl.objective(n, alpha=10.0, beta1=0.01, beta2=0.1) for n in
+    a, b, c = (rl_settings.objective(n, alpha=10.0, beta1=0.01, beta2=0.1) for n in
                ("three_turn_stage1a", "three_turn_stage1b", "three_turn_stage2"))
     for s in (a, b, c):
         assert s.n_turns == 3 and s.gamma == 0 and s.turn2_baseline == "group"
-        rl.check_settings(s)
-    assert (rl.rewarded(a), rl.bonus(a), rl.kl_weights(a)) == ((False, True, False), 0.0, (0.1, 0.01, 0.01))
-    assert (rl.rewarded(b), rl.bonus(b), rl.kl_weights(b)) == ((False, False, True), 0.0, (0.1, 0.1, 0.01))
-    assert (rl.rewarded(c), rl.bonus(c), rl.kl_weights(c)) == ((True, True, True), 10.0, (0.01, 0.01, 0.01))
-    old = rl.objective("stage2")  # the two-turn objectives keep their settings
-    assert old.n_turns == 2 and rl.rewarded(old) == (True, True)
+        rl_settings.check_settings(s)
+    def turns(s):
+        return rl_settings.rewarded(s), rl_settings.bonus(s), rl_settings.kl_weights(s)
+
+    assert turns(a) == ((False, True, False), 0.0, (0.1, 0.01, 0.01))
+    assert turns(b) == ((False, False, True), 0.0, (0.1, 0.1, 0.01))
+    assert turns(c) == ((True, True, True), 10.0, (0.01, 0.01, 0.01))
+    old = rl_settings.objective("stage2")  # the two-turn objectives keep their settings
+    assert old.n_turns == 2 and rl_settings.rewarded(old) == (True, True)
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -90,7 +98,7 @@ def test_objective_presets():
 ])
 def test_refused_settings(kw, match):
     with pytest.raises(ValueError, match=match):
-        rl.check_settings(rl.RLSettings(**kw))
+        rl_settings.check_settings(rl_settings.RLSettings(**kw))
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +123,7 @@ def three_turn_rollout(tok, problems):
 def test_update_inputs_masks_and_kl_weights_of_three_turns(tiny):
     tok, problems = tiny
     ro = three_turn_rollout(tok, problems)
-    s = rl.objective("three_turn_stage1b", k=2, lr=0.5)
+    s = rl_settings.objective("three_turn_stage1b", k=2, lr=0.5)
     opt = torch.optim.Adam(fresh(tok).parameters())
     adv, rew, masks, betas, signal, keep, lr = rl._update_inputs(ro, s, opt, 0)
     assert betas == [0.1, 0.1, 0.01] and lr == 0.5 and len(adv) == 3
@@ -151,24 +159,24 @@ def test_per_turn_adam_with_three_turns_is_three_first_adam_steps(tiny):
         grads.append([p.grad.clone() for p in start.parameters()])
     assert all(float(g.abs().sum()) == 0 for g in grads[1])  # the silent turn
     got = fresh(tok, seed=4)
-    opt = rl.make_optimizer(got, rl.objective("three_turn_stage2", lr=lr, turn_budget="per_turn"))
-    assert isinstance(opt, rl.PerTurnAdam) and len(opt.opts) == 3
-    out = rl.policy_update(got, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, betas, max_grad_norm=1e9)
+    opt = update.make_optimizer(got, rl_settings.objective("three_turn_stage2", lr=lr, turn_budget="per_turn"))
+    assert isinstance(opt, update.PerTurnAdam) and len(opt.opts) == 3
+    out = update.policy_update(got, ref, opt, ro.input_ids, ro.attention_mask, masks, adv, betas, max_grad_norm=1e9)
     assert {"kl_t1", "kl_t2", "kl_t3"} <= set(out)
     for i, (p0, p1) in enumerate(zip(start.parameters(), got.parameters())):
         step = sum(g[i] / (g[i].abs() + 1e-8) for g in grads)
         assert torch.allclose(p1, p0.detach() - lr * step, atol=1e-6)
     state = opt.state_dict()  # three Adam states, each having taken one step
     assert len(state["per_turn"]) == 3
-    again = rl.make_optimizer(fresh(tok), rl.objective("three_turn_stage2", turn_budget="per_turn"))
+    again = update.make_optimizer(fresh(tok), rl_settings.objective("three_turn_stage2", turn_budget="per_turn"))
     again.load_state_dict(state)
     assert [o.state_dict()["state"][0]["step"] for o in again.opts] == [1, 1, 1]
 
 
 def test_a_three_turn_run_logs_every_turn(tiny):
     tok, problems = tiny
-    s = rl.objective("three_turn_stage2", steps=2, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6,
-                     turn_budget="per_turn")
+    s = rl_settings.objective("three_turn_stage2", steps=2, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6,
+                              turn_budget="per_turn")
     policy = fresh(tok)
     log = rl.rl_train(policy, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward)
     assert [r["step"] for r in log] == [1, 2]
@@ -185,8 +193,8 @@ def test_a_killed_three_turn_run_resumes_exactly(tiny, tmp_path):
     """Three turns with the per-turn budget (three Adams in the checkpoint): killed in step 3, resumed from step 2's
     checkpoint, it ends with the uninterrupted run's log and weights."""
     tok, problems = tiny
-    s = rl.objective("three_turn_stage2", steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6,
-                     turn_budget="per_turn", checkpoint_every=2)
+    s = rl_settings.objective("three_turn_stage2", steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6,
+                              turn_budget="per_turn", checkpoint_every=2)
     whole = fresh(tok)
     log_whole = rl.rl_train(whole, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
                             checkpoint_dir=tmp_path / "whole")
@@ -201,7 +209,7 @@ def test_a_killed_three_turn_run_resumes_exactly(tiny, tmp_path):
     with pytest.raises(Killed):
         rl.rl_train(fresh(tok), fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=dies_in_step_3,
                     checkpoint_dir=tmp_path / "killed")
-    assert [c.name for c in rl.checkpoints(tmp_path / "killed")] == ["step_000002"]
+    assert [c.name for c in checkpoints.checkpoints(tmp_path / "killed")] == ["step_000002"]
     resumed = fresh(tok)
     log = rl.rl_train(resumed, fresh(tok), tok, prompts.TOY, problems, s, progress=False, reward_fn=text_reward,
                       checkpoint_dir=tmp_path / "killed")
@@ -212,7 +220,7 @@ def test_a_killed_three_turn_run_resumes_exactly(tiny, tmp_path):
 
 
 def test_stage1b_reference_is_the_given_model(tiny, tmp_path):
-    """score.train_stage with ``reference``: a run started from model A with A as the reference has zero KL at its
+    """stages.train_stage with ``reference``: a run started from model A with A as the reference has zero KL at its
     first step; with the base (another model) as the reference it does not. The reference's fingerprint is part of
     the run's identity."""
     tok, _ = tiny
@@ -220,21 +228,21 @@ def test_stage1b_reference_is_the_given_model(tiny, tmp_path):
     train = task.train_problems(64, seed=0)
     a = fresh(tok, seed=7)
     save_model(a, tok, tmp_path / "a", tiny=True)
-    s = rl.objective("three_turn_stage1b", steps=1, problems_per_step=2, k=2, max_new_tokens=6)
+    s = rl_settings.objective("three_turn_stage1b", steps=1, problems_per_step=2, k=2, max_new_tokens=6)
     kw = dict(init_dir=tmp_path / "a", tiny=True, device="cpu", dtype="float32")
-    _, log, _, _ = score.train_stage(fresh(tok, seed=0), tok, task, train, s, 0, tmp_path, "held", reference=a, **kw)
+    _, log, _, _ = stages.train_stage(fresh(tok, seed=0), tok, task, train, s, 0, tmp_path, "held", reference=a, **kw)
     assert log[0]["kl_t1"] == pytest.approx(0.0, abs=1e-6) and log[0]["kl_t3"] == pytest.approx(0.0, abs=1e-6)
-    _, log, _, _ = score.train_stage(fresh(tok, seed=0), tok, task, train, s, 0, tmp_path, "base", **kw)
+    _, log, _, _ = stages.train_stage(fresh(tok, seed=0), tok, task, train, s, 0, tmp_path, "base", **kw)
     assert log[0]["kl_t1"] > 1e-4  # against the base
     with pytest.raises(ValueError, match="differs in"):  # another reference: another run
-        score.train_stage(fresh(tok, seed=0), tok, task, train, dataclasses.replace(s, steps=2), 0, tmp_path, "held",
-                          reference=fresh(tok, seed=8), **kw)
+        stages.train_stage(fresh(tok, seed=0), tok, task, train, dataclasses.replace(s, steps=2), 0, tmp_path, "held",
+                           reference=fresh(tok, seed=8), **kw)
 
 
 def test_objective_reward_reads_the_third_attempt():
     summary = dict(acc_t1=10.0, acc_t2=20.0, acc_t3=30.0)
-    got = {n: score.objective_reward(rl.objective(n), summary) for n in ("three_turn_stage1a", "three_turn_stage1b",
-                                                                        "three_turn_stage2", "stage1", "stage2")}
+    names = ("three_turn_stage1a", "three_turn_stage1b", "three_turn_stage2", "stage1", "stage2")
+    got = {n: stages.objective_reward(rl_settings.objective(n), summary) for n in names}
     assert got == dict(three_turn_stage1a=20.0, three_turn_stage1b=30.0, three_turn_stage2=60.0, stage1=20.0,
                        stage2=30.0)
 
@@ -270,15 +278,16 @@ def test_paper_rows_and_table():
 
 def test_the_notebooks_stages_use_notebook_30s_recipe():
     cfg = config.ThreeTurnConfig(beta_turn1=0.05)
-    stages = three_turn.stage_settings(cfg)
-    ref = score.settings("stage2", config.Stage2Config())  # notebook 30's Stage II at its defaults
-    for key, s in stages.items():
+    by_stage = three_turn.stage_settings(cfg)
+    ref = stages.settings("stage2", config.Stage2Config())  # notebook 30's Stage II at its defaults
+    for key, s in by_stage.items():
         differs = {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(ref, f.name)}
         # Stage 1(a)/(b) take Stage I's joint loss (notebook 20), Stage 2 notebook 30's per-turn budget
         assert differs <= {"objective", "beta_turn1"} | ({"turn_budget"} if key != "stage2" else set()), differs
-    assert [stages[k].turn_budget for k in ("stage1a", "stage1b", "stage2")] == ["joint", "joint", "per_turn"]
-    assert rl.kl_weights(stages["stage2"])[0] == 0.05 and rl.kl_weights(stages["stage1a"])[0] == cfg.beta2
-    table = three_turn.settings_table(stages)
+    assert [by_stage[k].turn_budget for k in ("stage1a", "stage1b", "stage2")] == ["joint", "joint", "per_turn"]
+    assert rl_settings.kl_weights(by_stage["stage2"])[0] == 0.05
+    assert rl_settings.kl_weights(by_stage["stage1a"])[0] == cfg.beta2
+    table = three_turn.settings_table(by_stage)
     assert table.loc["beta_turn1"].tolist() == [cfg.beta2, cfg.beta2, 0.05]
     assert table.loc["reward_turn3"].tolist() == [False, True, True]
     assert config.ThreeTurnConfig().seeds == (0,) and config.ThreeTurnConfig().turn_budget == "per_turn"

@@ -1,5 +1,6 @@
-"""scorelib.score: starting policies and references, one stage's run with selection, training
-curves over seeds, and the claim checks C5 and C6 on hand-made numbers."""
+"""scorelib.stages: starting policies and references, one stage's run with selection, training curves over seeds,
+sweeps; scorelib.upstream: notebook 30's reads of notebooks 10's and 20's runs; and the claim checks C5 and C6 on
+hand-made numbers."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from scorelib import claims, config, rl, score
+from scorelib import claims, config, evaluate, rl_settings, stage1, stages, upstream
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, is_peft, is_tiny
 from scorelib.tasks import load_task
 
@@ -23,10 +24,10 @@ def tiny():
 
 def test_start_policy_full_and_lora(tiny):
     tok, base = tiny
-    policy, ref = score.start_policy(base, None, 0, 16.0, ("q_proj",))
+    policy, ref = stages.start_policy(base, None, 0, 16.0, ("q_proj",))
     assert policy is not base and ref is not base and not is_peft(policy)
     assert all(p.requires_grad for p in policy.parameters()) and not any(p.requires_grad for p in ref.parameters())
-    lora, ref = score.start_policy(base, None, 2, 4.0, ("q_proj", "v_proj"))
+    lora, ref = stages.start_policy(base, None, 2, 4.0, ("q_proj", "v_proj"))
     assert is_peft(lora) and ref is None
     assert not any(isinstance(m, type(lora)) for m in base.modules())  # the base itself was not wrapped
 
@@ -35,14 +36,15 @@ def test_train_stage_selects_saves_and_continues(tiny, tmp_path):
     tok, base = tiny
     task = load_task("toy")
     train = task.train_problems(8, seed=0)
-    s = rl.objective("stage1", steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6, checkpoint_every=2)
-    policy, log, best, reward = score.train_stage(base, tok, task, train, s, 0, tmp_path, "seed0/stage1", tiny=True)
+    s = rl_settings.objective("stage1", steps=4, problems_per_step=2, k=2, lr=1e-2, max_new_tokens=6,
+                              checkpoint_every=2)
+    policy, log, best, reward = stages.train_stage(base, tok, task, train, s, 0, tmp_path, "seed0/stage1", tiny=True)
     assert len(log) == 4 and best.parent == tmp_path / "checkpoints" / "seed0" / "stage1"
     assert best.name in ("step_000002", "step_000004")
     saved = tmp_path / "models" / "seed0" / "stage1"
     assert is_tiny(saved) and (saved / "model.safetensors").exists()
     # Stage II from the saved Stage I model: a full copy, the reference is still the base
-    p2, ref = score.start_policy(base, saved, 0, 16.0, ("q_proj",))
+    p2, ref = stages.start_policy(base, saved, 0, 16.0, ("q_proj",))
     assert all(torch.equal(a, b) for a, b in zip(p2.parameters(), policy.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), base.parameters()))
 
@@ -52,24 +54,24 @@ def test_selection_on_greedy_validation_reward_keeps_the_start_as_a_candidate(ti
     task = load_task("toy")
     cfg = dataclasses.replace(config.Stage2Config(), select="val_greedy", n_select=6, steps=4, checkpoint_every=2,
                               problems_per_step=2, k=2, max_new_tokens=6)
-    val = score.selection_problems(task, cfg)
+    val = stages.selection_problems(task, cfg)
     assert [p.unique_id for p in val] == [p.unique_id for p in task.val_problems(6)]
-    assert score.selection_problems(task, dataclasses.replace(cfg, select="train_reward")) is None
-    s = score.settings("stage2", cfg)
-    assert s.select == "val_greedy" and rl.kl_weights(s) == (cfg.beta_turn1, cfg.beta1)
-    assert score.objective_reward(s, dict(acc_t1=40.0, acc_t2=50.0)) == 90.0
-    assert score.objective_reward(score.settings("stage1", cfg), dict(acc_t1=40.0, acc_t2=50.0)) == 50.0
+    assert stages.selection_problems(task, dataclasses.replace(cfg, select="train_reward")) is None
+    s = stages.settings("stage2", cfg)
+    assert s.select == "val_greedy" and rl_settings.kl_weights(s) == (cfg.beta_turn1, cfg.beta1)
+    assert stages.objective_reward(s, dict(acc_t1=40.0, acc_t2=50.0)) == 90.0
+    assert stages.objective_reward(stages.settings("stage1", cfg), dict(acc_t1=40.0, acc_t2=50.0)) == 50.0
     seen = []
-    real = score.evaluate_two_turn
+    real = evaluate.evaluate_two_turn
 
     def spy(model, tokenizer, problems, *a, **kw):
         seen.extend(p.unique_id for p in problems)
         assert kw["temperature"] == 0.0
         return real(model, tokenizer, problems, *a, **kw)
 
-    monkeypatch.setattr(score, "evaluate_two_turn", spy)
-    policy, log, best, value = score.train_stage(base, tok, task, task.train_problems(8, seed=0), s, 0, tmp_path,
-                                                 "seed0/stage2", tiny=True, select_problems=val)
+    monkeypatch.setattr(evaluate, "evaluate_two_turn", spy)
+    policy, log, best, value = stages.train_stage(base, tok, task, task.train_problems(8, seed=0), s, 0, tmp_path,
+                                                  "seed0/stage2", tiny=True, select_problems=val)
     table = json.loads((tmp_path / "checkpoints" / "seed0" / "stage2" / "selection.json").read_text())
     assert [r["step"] for r in table["scores"]] == [0, 2, 4] and table["n_problems"] == 6
     assert value == max(r["score"] for r in table["scores"])
@@ -80,9 +82,9 @@ def test_selection_on_greedy_validation_reward_keeps_the_start_as_a_candidate(ti
 def test_curves_average_seeds_and_smooth():
     logs = {"A": [[dict(step=1, acc_t1=10, acc_t2=20, different_answer=50), dict(step=2, acc_t1=30, acc_t2=40, different_answer=30)],
                   [dict(step=1, acc_t1=20, acc_t2=20, different_answer=50), dict(step=2, acc_t1=50, acc_t2=60, different_answer=10)]]}
-    c = score.curves(logs, smooth=1)
+    c = stages.curves(logs, smooth=1)
     assert c[("A", "acc_t1")].tolist() == [15, 40] and c[("A", "different_answer")].tolist() == [50, 20]
-    c2 = score.curves(logs, smooth=2)
+    c2 = stages.curves(logs, smooth=2)
     assert c2[("A", "acc_t1")].tolist() == [15, 27.5]
 
 
@@ -148,24 +150,24 @@ def test_table2_rows_from_other_notebooks(tmp_path):
                                                          "Stage I": dict(delta=-1.0)}}))
     _write_run(tmp_path / "sft", {**same, "n_test": 1024},
                dict(rows={"STaR D+_STaR": dict(delta=-1.6), "Pair-SFT D_SFT": dict(delta=-3.4)}))
-    rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=True)
+    rows, missing, notes = upstream.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=True)
     assert list(rows) == ["Base model", "Multi-turn RL", "Stage I only", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT",
                           "SCoRe"] and missing == []
     assert rows["Multi-turn RL"] == dict(delta=-4.0) and rows["Stage I only"] == dict(delta=-1.0)
     assert rows["Base model"] == base_row and "1024" in notes[0]  # different n_test: kept, with a note
-    rows, missing, _ = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=False)
+    rows, missing, _ = upstream.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 0.0, tiny=False)
     assert missing == ["Self-Refine"]  # a real model's table shows that the row is missing
-    rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 1.0, tiny=True)
+    rows, missing, notes = upstream.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft", sr, 1.0, tiny=True)
     assert set(missing) == {"Base model", "Multi-turn RL", "Stage I only", "STaR w/ D+_STaR", "Pair-SFT w/ D_SFT"}
     assert "greedily" in notes[0]
     _write_run(tmp_path / "sft_math", {**same, "task": "math"}, dict(rows={"STaR D+_STaR": {}}))
-    rows, missing, notes = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft_math", sr, 0.0, tiny=True)
+    rows, missing, notes = upstream.table2_rows(cfg, tmp_path / "s1", tmp_path / "sft_math", sr, 0.0, tiny=True)
     assert "STaR w/ D+_STaR" in missing and "differs in ['task']" in notes[0]
-    rows, missing, _ = score.table2_rows(cfg, tmp_path / "s1", tmp_path / "none", sr, 0.0, tiny=True)
+    rows, missing, _ = upstream.table2_rows(cfg, tmp_path / "s1", tmp_path / "none", sr, 0.0, tiny=True)
     assert set(missing) == {"STaR w/ D+_STaR", "Pair-SFT w/ D_SFT"}
     _write_run(tmp_path / "s1_lora", {**same, "lora_rank": 8}, dict(rows={}))
     with pytest.raises(C.ConfigError, match="lora_rank"):
-        score.table2_rows(cfg, tmp_path / "s1_lora", tmp_path / "sft", sr, 0.0, tiny=True)
+        upstream.table2_rows(cfg, tmp_path / "s1_lora", tmp_path / "sft", sr, 0.0, tiny=True)
 
 
 def test_training_time_sums_each_seeds_logs(tmp_path):
@@ -175,14 +177,14 @@ def test_training_time_sums_each_seeds_logs(tmp_path):
     write(s1 / "history_seed0_stage1.jsonl", [dict(step=1, sample_s=1.0, train_s=0.5), dict(step=2, sample_s=2.0, train_s=0.5)])
     write(s2 / "history_seed0_round1_stage2.jsonl", [dict(step=1, sample_s=3.0, train_s=1.0)])
     write(s2 / "history_seed0_round2_stage1.jsonl", [dict(step=1, sample_s=0.5, train_s=0.5)])
-    t = score.training_time(s1, s2, [0, 7])
+    t = upstream.training_time(s1, s2, [0, 7])
     assert t.loc[0].tolist() == pytest.approx([3.0, 1.0, 3.5, 1.5, 9.0 / 60])
     assert t.loc[7].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # no logs for seed 7
 
 
 def test_selected_row_means_seconds_per_step(tmp_path):
     log = [dict(step=1, sample_s=1.0, train_s=0.5), dict(step=2, sample_s=2.0, train_s=1.5)]
-    row = score.selected_row(3, log, tmp_path / "step_000002", 0.12345, method="Stage I")
+    row = stages.selected_row(3, log, tmp_path / "step_000002", 0.12345, method="Stage I")
     assert row == dict(seed=3, method="Stage I", checkpoint="step_000002", training_reward=0.123, sample_s=1.5,
                        train_s=1.0)
 
@@ -215,13 +217,13 @@ def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
 
     tok, base = tiny
     evaluated, trained = [], []
-    real = score.evaluate_two_turn
+    real = evaluate.evaluate_two_turn
 
     def spy(model, tokenizer, problems, *a, **kw):
         evaluated.append(list(problems))
         return real(model, tokenizer, problems, *a, **kw)
 
-    monkeypatch.setattr(score, "evaluate_two_turn", spy)
+    monkeypatch.setattr(evaluate, "evaluate_two_turn", spy)
     task = _no_test_task(trained)
     cfg = C.make_config(C.Stage1Config, dict(seeds=[0], n_train=8, problems_per_step=2, k=2, steps=1,
                                              checkpoint_every=1, select_window=1, n_test=6, temperatures=[0.0],
@@ -231,8 +233,8 @@ def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
     folder = save_model(base, tok, tmp_path / "saved", tiny=True)
     run = Run("20_stage1_vs_multiturn_rl", tmp_path / "run", 0.0)
     run.dir.mkdir()
-    rows = score.run_sweep("stage1", cfg, base, tok, task, run, None, 0, (0, 16.0, ("q_proj",)), True,
-                           {"base": (base, "", float("nan")), "saved": (folder, "step_000001", 0.5)})
+    rows = stages.run_sweep("stage1", cfg, base, tok, task, run, None, 0, (0, 16.0, ("q_proj",)), True,
+                            {"base": (base, "", float("nan")), "saved": (folder, "step_000001", 0.5)})
     assert [r["variant"] for r in rows] == ["base", "saved", "lr-0.0002"]
     assert rows[1]["checkpoint"] == "step_000001" and rows[0]["acc_t1"] == rows[1]["acc_t1"]  # the same weights
     # three rows; the saved copy has the base's weights, so its evaluation comes from the run's cache (as does the
@@ -247,8 +249,8 @@ def test_sweep_never_touches_test_problems(tiny, tmp_path, monkeypatch):
         task.eval_problems("test")  # the guard itself works
     # no sweep: nothing is evaluated, not even the references
     evaluated.clear()
-    assert score.run_sweep("stage1", C.sweep_config(cfg, {}), base, tok, task, run, None, 0, (0, 16.0, ()), True,
-                           {"base": (base, "", float("nan"))}) == []
+    assert stages.run_sweep("stage1", C.sweep_config(cfg, {}), base, tok, task, run, None, 0, (0, 16.0, ()), True,
+                            {"base": (base, "", float("nan"))}) == []
     assert evaluated == []
 
 
@@ -258,7 +260,7 @@ def test_sweep_problems_are_the_validation_split_whatever_eval_split_is():
     task = load_task("toy")
     for split in ("test", "val"):
         cfg = C.make_config(C.Stage2Config, {"eval_split": split, "n_test": 16})
-        assert score.sweep_problems(task, cfg) == task.val_problems(16)
+        assert stages.sweep_problems(task, cfg) == task.val_problems(16)
 
 
 def test_table2_rows_leave_out_runs_of_another_split(tmp_path):
@@ -268,10 +270,10 @@ def test_table2_rows_leave_out_runs_of_another_split(tmp_path):
     _write_run(tmp_path / "s1", same, dict(rows={"0.0": {"Base model": dict(delta=-3.0)}}))
     _write_run(tmp_path / "sft", {**same, "n_test": 2048}, dict(rows={"STaR D+_STaR": dict(delta=-1.6)}))
     test_cfg = C.make_config(C.Stage2Config, {})
-    rows, missing, notes = score.table2_rows(test_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
+    rows, missing, notes = upstream.table2_rows(test_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
     assert "Base model" in rows and "STaR w/ D+_STaR" in rows and notes == []
     val_cfg = C.make_config(C.Stage2Config, {"eval_split": "val"})
-    rows, missing, notes = score.table2_rows(val_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
+    rows, missing, notes = upstream.table2_rows(val_cfg, tmp_path / "s1", tmp_path / "sft", dict(delta=1.0), 0.0, True)
     assert list(rows) == ["SCoRe"] and {"Base model", "STaR w/ D+_STaR"} <= set(missing)
     assert "another split" in notes[0] and "differs in ['eval_split']" in notes[1]
 
@@ -293,7 +295,8 @@ def _setup(tmp_path, **overrides):
 
 def _fake_train_stage(calls: list):
     def train_stage(base, tokenizer, task, train, settings, seed, run_dir, name, init_dir=None, **kw):
-        calls.append((name, init_dir, seed, settings.steps, rl.rewarded(settings)[0], rl.bonus(settings), train))
+        calls.append((name, init_dir, seed, settings.steps, rl_settings.rewarded(settings)[0],
+                      rl_settings.bonus(settings), train))
         return f"policy {name}", [dict(step=1, sample_s=1.0, train_s=2.0)], run_dir / "checkpoints" / name, 0.5
     return train_stage
 
@@ -303,7 +306,7 @@ def test_stage2_rounds_interleave_stage1_and_chain_their_models(tmp_path, monkey
     from scorelib import stage2
 
     calls = []
-    monkeypatch.setattr(score, "train_stage", _fake_train_stage(calls))
+    monkeypatch.setattr(stages, "train_stage", _fake_train_stage(calls))
     su = _setup(tmp_path, rounds=2, steps=7, stage1_steps=stage1_steps)
     policy, log, best, reward = stage2.train_seed(su, 3)
     run, start = tmp_path / "30", tmp_path / "20" / "models" / "seed3" / "stage1"
@@ -323,9 +326,9 @@ def test_stage2_rounds_interleave_stage1_and_chain_their_models(tmp_path, monkey
 def test_stage2_run_seed_evaluates_the_selected_model(tmp_path, monkeypatch):
     from scorelib import stage2
 
-    monkeypatch.setattr(score, "train_stage", _fake_train_stage([]))
+    monkeypatch.setattr(stages, "train_stage", _fake_train_stage([]))
     seen = {}
-    monkeypatch.setattr(score, "evaluate_all", lambda model, *a, **kw: seen.update(model=model, **kw) or {0.0: "e"})
+    monkeypatch.setattr(stage1, "evaluate_all", lambda model, *a, **kw: seen.update(model=model, **kw) or {0.0: "e"})
     r = stage2.run_seed(_setup(tmp_path, temperatures=(0.0, 1.0)), 2)
     assert (r.seed, r.evals, r.log) == (2, {0.0: "e"}, [dict(step=1, sample_s=1.0, train_s=2.0)])
     assert r.selected == dict(seed=2, checkpoint="round1_stage2", training_reward=0.5, sample_s=1.0, train_s=2.0)
@@ -389,7 +392,7 @@ def test_stage2_sweep_compares_with_stage1_and_the_main_run(tmp_path, monkeypatc
         seen.update(objective=objective, init_dir=init_dir, rl_seed=rl_seed, references=references)
         return [dict(variant=k) for k in references] + [dict(variant="alpha-3.0")]
 
-    monkeypatch.setattr(score, "run_sweep", run_sweep)
+    monkeypatch.setattr(stages, "run_sweep", run_sweep)
     su = _setup(tmp_path, seeds=(4, 5), sweep=({"alpha": 3.0},))
     rows = stage2.sweep(su, _seed_run(4, [1], [1]))
     start = tmp_path / "20" / "models" / "seed4" / "stage1"
