@@ -198,12 +198,8 @@ def test_no_logic_or_environment_hacks(path):
         assert not re.search(r"^\s*class\s", src, re.M), f"cell {i}: class"
 
 
-# Notebooks rewritten to read as their section of the paper (issue 12): every line of every cell, markdown included,
-# fits in MAX_LINE characters. Add a notebook here once it is rewritten.
+# Every line of every cell of every notebook, markdown included, fits in MAX_LINE characters (issue 12).
 MAX_LINE = 100
-SHORT_LINE_NOTEBOOKS = ["00_toy_world_and_base_model", "01_base_model_self_correction", "10_sft_baselines",
-                        "20_stage1_vs_multiturn_rl", "30_score_stage2",
-                        "50_inference_scaling", "90_report"]
 
 
 def long_lines(nb, limit: int = MAX_LINE) -> list[str]:
@@ -212,10 +208,8 @@ def long_lines(nb, limit: int = MAX_LINE) -> list[str]:
             for j, line in enumerate(cell.source.splitlines(), 1) if len(line) > limit]
 
 
-@pytest.mark.parametrize("name", SHORT_LINE_NOTEBOOKS)
-def test_rewritten_notebook_lines_fit(name):
-    path = ROOT / "notebooks" / f"{name}.ipynb"
-    assert path.exists(), f"{name} is listed in SHORT_LINE_NOTEBOOKS but missing"
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_lines_fit(path):
     bad = long_lines(load(path))
     assert not bad, f"lines over {MAX_LINE} characters: {bad}"
 
