@@ -17,11 +17,11 @@ import pandas as pd
 
 from scorelib import claims as C
 from scorelib import config, distributed, metrics, paper, sft, tables
+from scorelib.from_base import BaseSetup, open_from_base
 from scorelib.evaluate import evaluate_all, model_fingerprint
-from scorelib.models import is_tiny, load_model, save_model
+from scorelib.models import is_tiny, save_model
 from scorelib.protocol import describe as describe_protocol
-from scorelib.results import Run, cached, resolve_model, write_json
-from scorelib.tasks import load_task
+from scorelib.results import cached, resolve_model, write_json
 
 NOTEBOOK = "10_sft_baselines"
 BASE = "Base model"
@@ -32,16 +32,8 @@ PER_SEED_KEYS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "fix_own
 
 
 @dataclass
-class Setup:
-    """What every step of notebook 10 needs: its config, run folder, task, base model and held-out problems."""
-
-    cfg: config.SFTConfig
-    run: Run
-    task: object
-    base: object
-    tokenizer: object
-    model_ref: str
-    held_out: list
+class Setup(BaseSetup):
+    """What every step of notebook 10 needs: ``BaseSetup`` (cfg: config.SFTConfig)."""
 
     @property
     def tiny(self) -> bool:
@@ -69,11 +61,7 @@ class Setup:
 def setup(cfg: config.SFTConfig) -> Setup:
     """Find the base model (``model``, else notebook 00's run ``base_run``: a missing run fails here), open this
     run's folder and load the base model and the held-out problems."""
-    model_ref = resolve_model(cfg)
-    task = load_task(cfg.task, cfg.data_path, cfg.train_path)
-    run = Run.start(NOTEBOOK, cfg)
-    base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
-    return Setup(cfg, run, task, base, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test))
+    return Setup(**open_from_base(NOTEBOOK, cfg, resolve_model(cfg)))
 
 
 def evaluate(su: Setup, model, seed: int):

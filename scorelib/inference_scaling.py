@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from scorelib import scaling
+from scorelib.from_base import BaseSetup, open_from_base
 from scorelib.models import load_model
 from scorelib.protocol import describe as describe_protocol
-from scorelib.results import Run, require_run, resolve_model, run_dir
-from scorelib.tasks import load_task
+from scorelib.results import require_run, resolve_model, run_dir
 
 NOTEBOOK = "50_inference_scaling"
 PAIR_SFT_CHECKPOINT = "Pair-SFT_D_SFT"  # notebook 10's folder name (sft.checkpoint_name) of Pair-SFT on D_SFT
@@ -92,17 +92,10 @@ def pair_sft_models(cfg, sft_dir: Path) -> tuple[dict[int, Path], str]:
 
 # --------------------------------------------------------------------------- setup
 @dataclass
-class Setup:
-    """What every step of notebook 50 needs: its config, run folder, task, base model, held-out problems, the
-    SCoRe (and Pair-SFT) model of each seed, and how answers vote together."""
+class Setup(BaseSetup):
+    """What every step of notebook 50 needs: ``BaseSetup`` (cfg: config.ScalingConfig), the SCoRe (and Pair-SFT)
+    model of each seed, and how answers vote together."""
 
-    cfg: object  # config.ScalingConfig
-    run: Run
-    task: object
-    base: object
-    tokenizer: object
-    model_ref: str
-    held_out: list
     score_dir: Path
     score_paths: dict  # seed -> notebook 30's Stage II model
     sft_paths: dict  # seed -> notebook 10's Pair-SFT model; {} when missing
@@ -140,12 +133,8 @@ def setup(cfg) -> Setup:
     score_dir = require_run(cfg.results_dir, "30_score_stage2", cfg.score_run, "models")
     score_paths, notes = score_models(cfg, score_dir)
     sft_paths, sft_note = pair_sft_models(cfg, run_dir(cfg.results_dir, "10_sft_baselines", cfg.sft_run))
-    task = load_task(cfg.task, cfg.data_path, cfg.train_path)
-    run = Run.start(NOTEBOOK, cfg)
-    base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
-    held_out = task.eval_problems(cfg.eval_split, cfg.n_test)
-    return Setup(cfg, run, task, base, tokenizer, model_ref, held_out, score_dir, score_paths, sft_paths,
-                 sft_note, notes)
+    return Setup(**open_from_base(NOTEBOOK, cfg, model_ref), score_dir=score_dir, score_paths=score_paths,
+                 sft_paths=sft_paths, sft_note=sft_note, notes=notes)
 
 
 # --------------------------------------------------------------------------- Fig. 1 (right)

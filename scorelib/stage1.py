@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from scorelib import metrics, plots, stages, tables
+from scorelib.from_base import BaseSetup, open_from_base
 from scorelib.evaluate import evaluate_all, pooled
-from scorelib.models import is_tiny, load_model
+from scorelib.models import is_tiny
 from scorelib.protocol import describe as describe_protocol
-from scorelib.results import Run, resolve_model
-from scorelib.tasks import load_task
+from scorelib.results import resolve_model
 
 NOTEBOOK = "20_stage1_vs_multiturn_rl"
 METHODS = {"Multi-turn RL": "multi_turn", "Stage I": "stage1"}  # table name -> objective, in training order
@@ -35,16 +35,10 @@ def model_name(seed: int, objective: str) -> str:
 
 
 @dataclass
-class Setup:
-    """What every step of an RL notebook needs: its config, run folder, task, base model and held-out problems."""
+class Setup(BaseSetup):
+    """What every step of an RL notebook needs: ``BaseSetup`` (cfg: config.Stage1Config; notebook 30's
+    config.Stage2Config) and the problems that select checkpoints."""
 
-    cfg: object  # config.Stage1Config (notebook 30: config.Stage2Config)
-    run: Run
-    task: object
-    base: object
-    tokenizer: object
-    model_ref: str
-    held_out: list
     select_on: list | None  # validation problems behind checkpoint selection (None: by training reward)
 
     @property
@@ -71,12 +65,8 @@ class Setup:
 def setup(cfg) -> Setup:
     """Open this run's folder, load the base model (the reference policy of both methods) and the held-out
     problems; a missing base run fails before any compute."""
-    model_ref = resolve_model(cfg)
-    task = load_task(cfg.task, cfg.data_path, cfg.train_path)
-    run = Run.start(NOTEBOOK, cfg)
-    base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
-    return Setup(cfg, run, task, base, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test),
-                 stages.selection_problems(task, cfg))
+    opened = open_from_base(NOTEBOOK, cfg, resolve_model(cfg))
+    return Setup(**opened, select_on=stages.selection_problems(opened["task"], cfg))
 
 
 @dataclass

@@ -16,10 +16,9 @@ import pandas as pd
 
 from scorelib import claims, evaluate, stage1, stages, upstream
 from scorelib.config import ConfigError
-from scorelib.models import load_model
-from scorelib.results import Run, require_run, resolve_model, run_dir
+from scorelib.from_base import open_from_base
+from scorelib.results import require_run, resolve_model, run_dir
 from scorelib.stage1 import SeedRun, stage1_model
-from scorelib.tasks import load_task
 
 NOTEBOOK = "30_score_stage2"
 STAGE1_NOTEBOOK = "20_stage1_vs_multiturn_rl"
@@ -61,11 +60,8 @@ def setup(cfg) -> Setup:
     if missing:
         raise ConfigError(f"notebook 20's run {cfg.stage1_run!r} has no Stage I model for seeds {missing}: "
                           "run it with those seeds")
-    task = load_task(cfg.task, cfg.data_path, cfg.train_path)
-    run = Run.start(NOTEBOOK, cfg)
-    base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
-    return Setup(cfg, run, task, base, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test),
-                 stages.selection_problems(task, cfg), stage1_dir)
+    opened = open_from_base(NOTEBOOK, cfg, model_ref)
+    return Setup(**opened, select_on=stages.selection_problems(opened["task"], cfg), stage1_dir=stage1_dir)
 
 
 def train_seed(su: Setup, seed: int):
