@@ -20,6 +20,7 @@ import torch
 
 from scorelib import claims, config, metrics, paper, plots, tables
 from scorelib.evaluate import TwoTurnEval, evaluate_all, evaluate_two_turn, model_fingerprint, sequential_attempts
+from scorelib.from_base import BaseSetup, open_from_base
 from scorelib.models import build_tiny_model, build_tiny_tokenizer, load_model, n_params, pick_device, save_model
 from scorelib.pretrain import (CorpusMix, build_phase2_corpus, collect_own_attempts, corpus_table, decode_example,
                                mix_from_config, run_phase1, run_phase2)
@@ -251,16 +252,8 @@ def beside_paper_base(summary: dict, task: str) -> pd.DataFrame:
 
 
 @dataclass
-class BaseEval:
-    """What every step of notebook 01 needs: its config, run folder, task, the base model and the problems."""
-
-    cfg: object  # config.EvalConfig
-    run: Run
-    task: object
-    model: object
-    tokenizer: object
-    model_ref: str
-    held_out: list
+class BaseEval(BaseSetup):
+    """What every step of notebook 01 needs: ``from_base.BaseSetup`` (cfg: config.EvalConfig)."""
 
     @property
     def protocol(self) -> str:
@@ -274,18 +267,14 @@ class BaseEval:
 def setup_eval(cfg) -> BaseEval:
     """Find the base model (``model``, else notebook 00's run ``base_run``: checked before any compute), open
     the run folder, load the model and the held-out problems."""
-    model_ref = resolve_model(cfg)
-    task = load_task(cfg.task, cfg.data_path, cfg.train_path)
-    run = Run.start(EVAL_NOTEBOOK, cfg)
-    model, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)
-    return BaseEval(cfg, run, task, model, tokenizer, model_ref, task.eval_problems(cfg.eval_split, cfg.n_test))
+    return BaseEval(**open_from_base(EVAL_NOTEBOOK, cfg, resolve_model(cfg)))
 
 
 def evaluate(be: BaseEval) -> dict:
     """temperature -> TwoTurnEval of the base on the held-out problems (``evaluate.evaluate_all``), kept under the
     run's cache/ by their inputs (a rerun after a kill does not evaluate again)."""
     cfg = be.cfg
-    return evaluate_all(be.model, be.tokenizer, be.task, be.held_out, cfg.temperatures, cfg.max_new_tokens,
+    return evaluate_all(be.base, be.tokenizer, be.task, be.held_out, cfg.temperatures, cfg.max_new_tokens,
                         cfg.gen_batch_size, cfg.n_boot, cfg.seed, progress=cfg.progress,
                         cache_dir=be.run.path("cache"))
 
@@ -313,8 +302,8 @@ def sequential(be: BaseEval) -> np.ndarray:
     """Greedy accuracy (%) of each of ``n_seq_attempts`` sequential attempts on the first ``n_seq_problems``
     held-out problems (Fig. 7), kept under the run's cache/ by the weights and the config."""
     cfg = be.cfg
-    return cached(be.run.path("cache"), "sequential", [model_fingerprint(be.model), config.to_dict(cfg)],
-                  lambda: sequential_attempts(be.model, be.tokenizer, be.held_out[: cfg.n_seq_problems],
+    return cached(be.run.path("cache"), "sequential", [model_fingerprint(be.base), config.to_dict(cfg)],
+                  lambda: sequential_attempts(be.base, be.tokenizer, be.held_out[: cfg.n_seq_problems],
                                               be.task.protocol, cfg.n_seq_attempts, max_new_tokens=cfg.max_new_tokens,
                                               batch_size=cfg.gen_batch_size, seed=cfg.seed, progress=cfg.progress,
                                               reward_fn=be.task.reward))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
+
+from scorelib.jsonl import read_jsonl
+from scorelib.results import read_json
 
 TIMING = {"seconds", "sample_s", "train_s", "sampling_seconds", "wall_s", "elapsed", "finished", "started",
           "html_export_s", "time", "seconds_per_step", "step_s"}
@@ -57,8 +59,7 @@ def compare(before: Path, after: Path, run: str) -> list[str]:
                 if not a.exists():
                     diffs.append(f"{name}: missing after")
                     continue
-                load = (lambda p: json.loads(p.read_text())) if b.suffix == ".json" else \
-                    (lambda p: [json.loads(x) for x in p.read_text().splitlines() if x.strip()])
+                load = read_json if b.suffix == ".json" else read_jsonl
                 if _strip(load(b)) != _strip(load(a)):
                     diffs.append(f"{name}: differs")
             elif b.suffix == ".csv" and "tables" in rel.parts and b.name not in SKIP_TABLES:
