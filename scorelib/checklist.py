@@ -14,13 +14,13 @@ command that makes it; an unreadable file as "unreadable" with the error; neithe
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from scorelib.claims import CLAIMS, Claim
+from scorelib.results import read_json
 
 MISSING = "missing run"
 NOT_RECORDED = "not recorded"
@@ -129,7 +129,7 @@ def collect(results_dir: str | Path, runs: dict[str, str], claims: tuple[Claim, 
             out.append(v)
             continue
         try:
-            m = json.loads(mpath.read_text())
+            m = read_json(mpath)
             if not isinstance(m, dict):
                 raise ValueError("metrics.json is not a JSON object")
             verdict, v.source, v.note = _verdict_of(c, m, d)

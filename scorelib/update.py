@@ -70,6 +70,36 @@ def reference_logprobs(policy, ref, input_ids: torch.Tensor, attention_mask: tor
             return token_logprobs(forward_model or policy, input_ids, attention_mask, temperature)
 
 
+def _token_chunks(attention_mask: torch.Tensor, masks: list[torch.Tensor], micro_batch, token_budget, device):
+    """(rows, width, the turns' masks cropped to width) of each chunk of ``rollout.length_chunks`` that holds
+    attempt tokens: rows sorted by length, at most ``micro_batch`` rows and ``token_budget`` padded tokens each."""
+    for rows in length_chunks(attention_mask.sum(1).tolist(), micro_batch, token_budget):
+        width = int(attention_mask[rows].sum(1).max())
+        ms = [m[rows, :width].to(device) for m in masks]
+        if float(sum(m.sum() for m in ms)) > 0:
+            yield rows, width, ms
+
+
+def _add_kl(kl_sum: list[float], kl: torch.Tensor, ms: list[torch.Tensor]) -> None:
+    """Add a chunk's per-token KL, summed over each turn's tokens, to ``kl_sum`` (one total per turn)."""
+    kl = kl.detach()
+    for t, m in enumerate(ms):
+        kl_sum[t] += float((kl * m).sum())
+
+
+def _step_turns(opt: PerTurnAdam, params: list, turn_grads: list[list], clip) -> float:
+    """A ``PerTurnAdam``'s step: each turn's gradient (None for a parameter it did not reach) set on the
+    parameters, clipped by ``clip()`` (which returns the norm before clipping) and stepped by that turn's Adam.
+    Returns the root of the sum of the squared per-turn norms."""
+    norms = []
+    for o, grads in zip(opt.opts, turn_grads):
+        for p, g in zip(params, grads):
+            p.grad = g
+        norms.append(float(clip()))
+        o.step()
+    return float(np.sqrt(sum(x * x for x in norms)))
+
+
 def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   masks: list[torch.Tensor], advantages: list[torch.Tensor], betas: list[float],
                   micro_batch: int | None = None, max_grad_norm: float = 1.0, temperature: float = 1.0,
@@ -103,13 +133,9 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
     sec = dict(ref_s=0.0, policy_s=0.0)
     opt.zero_grad(set_to_none=True)
     policy.train()
-    for rows in length_chunks(attention_mask.sum(1).tolist(), micro_batch, token_budget):
-        width = int(attention_mask[rows].sum(1).max())
+    for rows, width, ms in _token_chunks(attention_mask, masks, micro_batch, token_budget, device):
         ids = input_ids[rows, :width].to(device)
-        ms = [m[rows, :width].to(device) for m in masks]
         chunk_tok = float(sum(m.sum() for m in ms))
-        if chunk_tok == 0:
-            continue
         t0 = time.perf_counter()
         ref_logp = reference_logprobs(policy, ref, ids, None, temperature)
         t1 = time.perf_counter()
@@ -132,18 +158,11 @@ def policy_update(policy, ref, opt, input_ids: torch.Tensor, attention_mask: tor
         sec["ref_s"] += t1 - t0
         sec["policy_s"] += time.perf_counter() - t1
         loss_total += float(loss.detach()) * chunk_tok / n_tok
-        kl = kl.detach()
-        for t, m in enumerate(ms):
-            kl_sum[t] += float((kl * m).sum())
+        _add_kl(kl_sum, kl, ms)
     t0 = time.perf_counter()
     if per_turn:
-        norms = []
-        for t, o in enumerate(opt.opts):
-            for p, g in zip(params, turn_grads[t]):
-                p.grad = g
-            norms.append(float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm)))
-            o.step()
-        grad_norm = float(np.sqrt(sum(x * x for x in norms)))
+        grad_norm = _step_turns(opt, params, turn_grads,
+                                lambda: torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
     else:
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         opt.step()
@@ -174,12 +193,7 @@ def _policy_update_distributed(policy, ref, opt, input_ids, attention_mask, mask
     turn_tok_global = distributed.sum_across(local_tok)
     n_tok = max(1.0, sum(turn_tok_global))
     turn_tok = [max(1.0, x) for x in turn_tok_global]
-    chunks = []
-    for rows in length_chunks(attention_mask.sum(1).tolist(), micro_batch, token_budget):
-        width = int(attention_mask[rows].sum(1).max())
-        ms = [m[rows, :width].to(device) for m in masks]
-        if float(sum(m.sum() for m in ms)) > 0:
-            chunks.append((rows, width, ms))
+    chunks = list(_token_chunks(attention_mask, masks, micro_batch, token_budget, device))
     kl_sum = [0.0] * len(masks)
     loss_local = 0.0
     sec = dict(ref_s=0.0, policy_s=0.0)
@@ -215,9 +229,7 @@ def _policy_update_distributed(policy, ref, opt, input_ids, attention_mask, mask
             sec["ref_s"] += t1 - t0
             sec["policy_s"] += time.perf_counter() - t1
             if turn is None or turn == 0:
-                kl = kl.detach()
-                for t, m in enumerate(ms):
-                    kl_sum[t] += float((kl * m).sum())
+                _add_kl(kl_sum, kl, ms)
 
     opt.zero_grad(set_to_none=True)
     policy.train()
@@ -227,18 +239,11 @@ def _policy_update_distributed(policy, ref, opt, input_ids, attention_mask, mask
             one_pass(t)
             turn_grads.append([p.grad for p in params])
             opt.zero_grad(set_to_none=True)
+        # no tokens of a turn anywhere: no gradient for it (the single-process path skips it too)
+        turn_grads = [g if turn_tok_global[t] else [None] * len(params) for t, g in enumerate(turn_grads)]
         t0 = time.perf_counter()
-        norms = []
-        for t, o in enumerate(opt.opts):
-            if turn_tok_global[t] == 0:  # no tokens of this turn anywhere: the single-process path skips it too
-                grads = [None] * len(params)
-            else:
-                grads = turn_grads[t]
-            for p, g in zip(params, grads):
-                p.grad = g
-            norms.append(float(distributed.clip_grad_norm(wrapped, params, max_grad_norm)))
-            o.step()
-        grad_norm = float(np.sqrt(sum(x * x for x in norms)))
+        grad_norm = _step_turns(opt, params, turn_grads,
+                                lambda: distributed.clip_grad_norm(wrapped, params, max_grad_norm))
     else:
         one_pass(None)
         t0 = time.perf_counter()

@@ -292,3 +292,22 @@ def test_cached_reads_another_runs_cache_first(tmp_path):
     got = R.cached(tmp_path / "mine", "eval", [1], lambda: calls.append(2) or "mine", read_from=[tmp_path / "theirs"])
     assert got == "theirs" and calls == [1] and not (tmp_path / "mine").exists()
     assert R.cached(tmp_path / "mine", "eval", [2], lambda: "new", read_from=[tmp_path / "theirs"]) == "new"
+
+
+# ----------------------------------------------------------------------------- notebook 40's steps
+def _row_run(row, seed, star=False):
+    from scorelib.ablation_study import RowRun
+
+    rounds = [dict(seed=seed, round=1, kept=3)] if star else []
+    return RowRun(row, seed, [] if star else [{"step": 0}], rounds, {}, dict(row=row, seed=seed, checkpoint="step0"))
+
+
+def test_selected_table_is_seed_major_and_star_rounds_are_collected():
+    from scorelib import ablation_study
+
+    runs = {r: [_row_run(r, s, star=r == "star") for s in (0, 1)] for r in ("no_shaping", "star")}
+    table = ablation_study.selected_table(runs)
+    # the order notebook 40 trains in: every row of seed 0, then every row of seed 1
+    assert list(table.index) == [("no_shaping", 0), ("star", 0), ("no_shaping", 1), ("star", 1)]
+    assert list(ablation_study.star_table(runs).index) == [(0, 1), (1, 1)]
+    assert ablation_study.star_table({"no_shaping": runs["no_shaping"]}) is None

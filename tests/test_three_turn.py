@@ -298,3 +298,10 @@ def test_the_notebooks_stages_use_notebook_30s_recipe():
 def test_config_refuses_two_turn_options(kw, match):
     with pytest.raises(config.ConfigError, match=match):
         config.make_config(config.ThreeTurnConfig, kw)
+
+
+def test_paper_rows_are_every_stages_row_with_its_differences():
+    rows = three_turn.paper_rows()
+    assert list(rows) == ["Base model", "Stage 1(a)", "Stage 1(b)", "Stage 2"]
+    assert rows["Stage 1(b)"] == three_turn.paper_row("Stage 1(b)")
+    assert rows["Stage 2"]["delta_t1_t3"] == 1.0  # 24.0 - 23.0
