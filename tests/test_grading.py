@@ -496,14 +496,14 @@ def test_custom_timeout_is_respected():
 def test_hung_worker_is_killed_and_replaced():
     """A worker that stops answering (e.g. stuck in C code) is killed; the next call gets a new one."""
     assert is_equiv("2\\sqrt{2}", "\\sqrt{8}")  # make sure a worker is running
-    stuck = grading._worker
+    stuck = grading.worker._worker
     os.kill(stuck.proc.pid, signal.SIGSTOP)
     start = time.monotonic()
     assert is_equiv("3\\sqrt{3}", "\\sqrt{27}") is False  # unanswered -> not equivalent
     assert time.monotonic() - start < TIME_LIMIT_S
     assert stuck.proc.poll() is not None  # the stuck worker was killed
     assert is_equiv("3\\sqrt{3}", "\\sqrt{27}") is True  # timeouts are not cached; fresh worker
-    assert grading._worker is not stuck
+    assert grading.worker._worker is not stuck
 
 
 def test_concurrent_calls_from_threads():
