@@ -21,7 +21,7 @@ from scorelib import checklist
 from scorelib import paper
 from scorelib.claims import CLAIMS
 from scorelib.config import REPORT_RUN_FIELDS
-from scorelib.results import atomic_write_text
+from scorelib.results import atomic_write_text, cpu_model, numerics
 
 NOTEBOOK = "90_report"
 
@@ -264,7 +264,9 @@ def environment_section(runs: dict[str, RunInfo]) -> Section:
                          finished=d.get("finished", m.get("finished", "")), git=m.get("git_revision", ""),
                          dirty="not recorded" if dirty is None and m else dirty if m else "",
                          python=m.get("python", ""), torch=m.get("torch", ""), transformers=m.get("transformers", ""),
-                         threads=m.get("threads", ""), cpus=m.get("cpus", ""), machine=m.get("platform", "")))
+                         threads=m.get("threads", ""), cpus=m.get("cpus", ""), machine=m.get("platform", ""),
+                         cpu=m.get("cpu", "not recorded" if m else ""),
+                         cpu_capability=m.get("cpu_capability", "not recorded" if m else "")))
     table = pd.DataFrame(rows).set_index("notebook")
     walls = [float(x) for x in table["wall_s"] if isinstance(x, (int, float)) and pd.notna(x)]
     revs = sorted({x for x in table["git"] if x})
@@ -275,7 +277,8 @@ def environment_section(runs: dict[str, RunInfo]) -> Section:
         mem = "unknown"
     here = [f"- Report made {time.strftime('%Y-%m-%d %H:%M:%S')} at git revision "
             f"{_git('rev-parse', '--short', 'HEAD') or 'unknown'} ({'dirty' if status else 'clean'} tree)",
-            f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs, {mem} memory",
+            f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs ({cpu_model()}; torch kernels "
+            f"{numerics()['cpu_capability']}), {mem} memory",
             f"- Python {platform.python_version()}; {_versions()}",
             f"- Wall time of the runs shown: {sum(walls):.0f} s over {len(walls)} notebooks (the runner's "
             "measure where it ran them, else the notebook's own)",

@@ -88,6 +88,34 @@ def _git_dirty() -> bool | None:
         return None
 
 
+NUMERICS_ENV = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")  # the vector extensions that pick MKL's and torch's kernels
+
+
+def cpu_model() -> str:
+    """The processor's model name and which of CPU_FLAGS it has (Linux: /proc/cpuinfo), else what ``platform``
+    knows, e.g. 'Intel(R) Xeon(R) Processor [avx2 avx512f avx512_bf16 amx_tile]'."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), platform.machine())
+    flags = set(next((x.split(":", 1)[1].split() for x in lines if x.startswith("flags")), []))
+    return f"{name} [{' '.join(f for f in CPU_FLAGS if f in flags)}]"
+
+
+def numerics() -> dict:
+    """What decides a CPU run's floating-point path, beside the versions: the processor, the vector instruction set
+    torch's kernels use (``torch.backends.cpu.get_cpu_capability``) and the environment variables that change it.
+    Two machines that differ here can train different models from the same seed (runbook, sixth session)."""
+    import torch
+
+    env = {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}
+    return dict(cpu=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(), numerics_env=env)
+
+
 def _jsonable(x):
     if isinstance(x, float) and math.isnan(x):
         return None
@@ -280,7 +308,7 @@ class Run:
                     git_revision=_git_revision(), git_dirty=_git_dirty(), python=platform.python_version(),
                     torch=torch.__version__, cpus=os.cpu_count(),
                     transformers=transformers.__version__, scorelib=getattr(scorelib, "__version__", "0"),
-                    threads=torch.get_num_threads(), platform=platform.platform())
+                    threads=torch.get_num_threads(), platform=platform.platform(), **numerics())
         old = self.dir / "manifest.json"
         if old.exists():
             info = {**json.loads(old.read_text()), **info}

@@ -289,3 +289,14 @@ def test_cli_report_exports_and_refuses_a_readme_without_report(tmp_path):
     index = (export.html_dir(tmp_path / "res", "smoke") / "index.html").read_text()
     assert "No report: run notebook 90." in index and "python -m scorelib run 30 -p run_name smoke" in index
     assert readme.read_text() == README
+
+
+def test_manifest_records_what_decides_the_floating_point_path(monkeypatch):
+    from scorelib import results
+
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    n = results.numerics()
+    assert n["numerics_env"]["MKL_CBWR"] == "AVX2" and "ATEN_CPU_CAPABILITY" not in n["numerics_env"]
+    assert n["cpu_capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256", "SVE128"}
+    assert n["cpu"] and n["cpu"] == results.cpu_model()
