@@ -21,7 +21,8 @@ from scorelib import checklist
 from scorelib import paper
 from scorelib.claims import CLAIMS
 from scorelib.config import REPORT_RUN_FIELDS
-from scorelib.results import atomic_write_text, cpu_model, numerics
+from scorelib.provenance import cpu_model, numerics
+from scorelib.results import atomic_write_text
 
 NOTEBOOK = "90_report"
 

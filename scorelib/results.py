@@ -23,7 +23,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import pandas as pd
 
 from scorelib import config as config_mod
 from scorelib.jsonl import write_jsonl
+from scorelib.provenance import git_dirty, git_revision, numerics
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -67,53 +67,6 @@ def require_run(results_dir: str | Path, notebook: str, run_name: str, what: str
             f"    python -m scorelib run {notebook} -p run_name {run_name}"
             + (f" --results {results_dir}" if str(results_dir) != "results" else ""))
     return d
-
-
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=project_root())
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _git_dirty() -> bool | None:
-    """Whether the checkout differs from its revision (changed or untracked files; None: not a git checkout)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5,
-                             cwd=project_root())
-        return bool(out.stdout.strip()) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-NUMERICS_ENV = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")  # the vector extensions that pick MKL's and torch's kernels
-
-
-def cpu_model() -> str:
-    """The processor's model name and which of CPU_FLAGS it has (Linux: /proc/cpuinfo), else what ``platform``
-    knows, e.g. 'Intel(R) Xeon(R) Processor [avx2 avx512f avx512_bf16 amx_tile]'."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), platform.machine())
-    flags = set(next((x.split(":", 1)[1].split() for x in lines if x.startswith("flags")), []))
-    return f"{name} [{' '.join(f for f in CPU_FLAGS if f in flags)}]"
-
-
-def numerics() -> dict:
-    """What decides a CPU run's floating-point path, beside the versions: the processor, the vector instruction set
-    torch's kernels use (``torch.backends.cpu.get_cpu_capability``) and the environment variables that change it.
-    Two machines that differ here can train different models from the same seed (runbook, sixth session)."""
-    import torch
-
-    env = {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}
-    return dict(cpu=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(), numerics_env=env)
 
 
 def _jsonable(x):
@@ -304,8 +257,9 @@ class Run:
 
         import scorelib
 
+        root = project_root()
         info = dict(notebook=self.notebook, started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
-                    git_revision=_git_revision(), git_dirty=_git_dirty(), python=platform.python_version(),
+                    git_revision=git_revision(root), git_dirty=git_dirty(root), python=platform.python_version(),
                     torch=torch.__version__, cpus=os.cpu_count(),
                     transformers=transformers.__version__, scorelib=getattr(scorelib, "__version__", "0"),
                     threads=torch.get_num_threads(), platform=platform.platform(), **numerics())

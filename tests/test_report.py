@@ -292,11 +292,11 @@ def test_cli_report_exports_and_refuses_a_readme_without_report(tmp_path):
 
 
 def test_manifest_records_what_decides_the_floating_point_path(monkeypatch):
-    from scorelib import results
+    from scorelib import provenance
 
     monkeypatch.setenv("MKL_CBWR", "AVX2")
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    n = results.numerics()
+    n = provenance.numerics()
     assert n["numerics_env"]["MKL_CBWR"] == "AVX2" and "ATEN_CPU_CAPABILITY" not in n["numerics_env"]
     assert n["cpu_capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256", "SVE128"}
-    assert n["cpu"] and n["cpu"] == results.cpu_model()
+    assert n["cpu"] and n["cpu"] == provenance.cpu_model()
