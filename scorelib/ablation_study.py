@@ -104,10 +104,14 @@ def run_all(su: Setup) -> dict[str, list[RowRun]]:
     return runs
 
 
+def _seed_major(runs: dict[str, list[RowRun]]) -> list[RowRun]:
+    """Every row's runs in the order notebook 40 trains them: every row of the first seed, then of the next."""
+    return sorted((r for rs in runs.values() for r in rs), key=lambda r: r.seed)
+
+
 def selected_table(runs: dict[str, list[RowRun]]) -> pd.DataFrame:
-    """Written as tables/selected_checkpoints: the checkpoint each row kept on each seed (seed-major order)."""
-    by_seed = sorted((r for rs in runs.values() for r in rs), key=lambda r: r.seed)
-    return pd.DataFrame([r.selected for r in by_seed]).set_index(["row", "seed"]).round(3)
+    """The checkpoint each row kept on each seed (seed-major order), for tables/selected_checkpoints."""
+    return pd.DataFrame([r.selected for r in _seed_major(runs)]).set_index(["row", "seed"]).round(3)
 
 
 def star_table(runs: dict[str, list[RowRun]]) -> pd.DataFrame | None:
@@ -129,10 +133,7 @@ def score_row(su: Setup) -> ScoreRow:
     cfg, evals = su.cfg, []
     for s in cfg.seeds:
         model = load_model(ablations.score_model_dir(su.score_dir, s), cfg.device, cfg.dtype)[0]
-        evals.append(evaluate.evaluate_all(
-            model, su.tokenizer, su.task, su.held_out, seed=s, progress=cfg.progress,
-            read_from=[su.score_dir / "cache"], temperatures=cfg.temperatures, max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.gen_batch_size, n_boot=cfg.n_boot, cache_dir=su.run.dir / "cache"))
+        evals.append(stage1.evaluate(su, model, s, read_from=[su.score_dir / "cache"]))
         del model
     row = evaluate.pooled(evals, cfg.temperatures[0], cfg.n_boot, cfg.eval_seed)
     if list(cfg.seeds) != su.score_cfg["seeds"]:
@@ -206,7 +207,7 @@ def summary(su: Setup, t4: Table4, runs: dict[str, list[RowRun]], c7: dict, fig8
     """metrics.json: the rows and differences (first evaluation temperature, and by temperature), the paper's
     Table 4, claim C7, Fig. 8's verdict, what each row changes, the selected checkpoints and the protocol."""
     cfg, t = su.cfg, su.cfg.temperatures[0]
-    selected = [r.selected for r in sorted((r for rs in runs.values() for r in rs), key=lambda r: r.seed)]
+    selected = [r.selected for r in _seed_major(runs)]
     return dict(rows=t4.rows[t], differences=t4.differences[t], labels=ablations.LABELS,
                 rows_by_temperature={str(x): r for x, r in t4.rows.items()},
                 differences_by_temperature={str(x): d for x, d in t4.differences.items()},

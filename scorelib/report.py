@@ -21,8 +21,8 @@ from scorelib import checklist
 from scorelib import paper
 from scorelib.claims import CLAIMS
 from scorelib.config import REPORT_RUN_FIELDS
-from scorelib.provenance import cpu_model, numerics
-from scorelib.results import atomic_write_text
+from scorelib.provenance import git_dirty, git_revision, numerics
+from scorelib.results import atomic_write_text, project_root
 
 NOTEBOOK = "90_report"
 
@@ -232,17 +232,6 @@ def external_section(runs: dict[str, RunInfo]) -> Section:
 
 
 # ------------------------------------------------------------------ environment
-def _git(*args: str) -> str:
-    import subprocess
-
-    from scorelib.results import project_root
-    try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
-                              cwd=project_root(Path(__file__).parent)).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def _versions(names=("torch", "transformers", "numpy", "pandas", "papermill", "nbconvert", "peft", "accelerate")
               ) -> str:
     out = []
@@ -271,15 +260,16 @@ def environment_section(runs: dict[str, RunInfo]) -> Section:
     table = pd.DataFrame(rows).set_index("notebook")
     walls = [float(x) for x in table["wall_s"] if isinstance(x, (int, float)) and pd.notna(x)]
     revs = sorted({x for x in table["git"] if x})
-    status = _git("status", "--porcelain")
+    root = project_root(Path(__file__).parent)
+    machine = numerics()
     try:
         mem = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
     except (ValueError, OSError, AttributeError):
         mem = "unknown"
     here = [f"- Report made {time.strftime('%Y-%m-%d %H:%M:%S')} at git revision "
-            f"{_git('rev-parse', '--short', 'HEAD') or 'unknown'} ({'dirty' if status else 'clean'} tree)",
-            f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs ({cpu_model()}; torch kernels "
-            f"{numerics()['cpu_capability']}), {mem} memory",
+            f"{git_revision(root)} ({'dirty' if git_dirty(root) else 'clean'} tree)",
+            f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs ({machine['cpu']}; torch kernels "
+            f"{machine['cpu_capability']}), {mem} memory",
             f"- Python {platform.python_version()}; {_versions()}",
             f"- Wall time of the runs shown: {sum(walls):.0f} s over {len(walls)} notebooks (the runner's "
             "measure where it ran them, else the notebook's own)",
@@ -348,8 +338,6 @@ def write(run, cfg, runs: dict[str, RunInfo], sections: list[Section], claims_se
 
 
 def _display_path(p: Path) -> Path:
-    from scorelib.results import project_root
-
     try:
         return Path(p).resolve().relative_to(project_root(Path(__file__).parent))
     except ValueError:

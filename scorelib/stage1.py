@@ -80,13 +80,15 @@ class SeedRun:
     selected: dict
 
 
-def evaluate(su: Setup, policy, seed: int) -> dict:
+def evaluate(su: Setup, policy, seed: int, read_from=()) -> dict:
     """temperature -> TwoTurnEval of a policy on the held-out problems at every evaluation temperature, kept under
-    the run's cache/ by their inputs (a rerun after a kill reuses them)."""
+    the run's cache/ by their inputs (a rerun after a kill reuses them); ``read_from``: other runs' cache folders
+    looked in first (``evaluate.evaluate_all``)."""
     cfg = su.cfg
     return evaluate_all(policy, su.tokenizer, su.task, su.held_out, seed=seed, progress=cfg.progress,
                         temperatures=cfg.temperatures, max_new_tokens=cfg.max_new_tokens,
-                        batch_size=cfg.gen_batch_size, n_boot=cfg.n_boot, cache_dir=su.run.dir / "cache")
+                        batch_size=cfg.gen_batch_size, n_boot=cfg.n_boot, cache_dir=su.run.dir / "cache",
+                        read_from=read_from)
 
 
 def run_seed(su: Setup, seed: int, method: str) -> SeedRun:
