@@ -42,7 +42,7 @@ class Setup(stage1.Setup):
         return stage1.stage1_model(self.stage1_dir, seed)
 
     def describe(self) -> str:
-        return (f"base model {self.model_ref}; Stage I from {self.stage1_dir}; SCoRe from {self.score_dir}; "
+        return (f"{self.base_described}; Stage I from {self.stage1_dir}; SCoRe from {self.score_dir}; "
                 f"{self.task.describe}; {len(self.held_out)} held-out problems ({self.protocol})")
 
     def changes_table(self) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def run_row(su: Setup, seed: int, row: str) -> RowRun:
     save a REINFORCE row's log as history_seed<seed>_<row>.jsonl, evaluate the selected model, then let it go."""
     ab, cfg = su.rows[row], su.cfg
     train = su.task.train_problems(cfg.n_train, seed=seed)
-    policy, log, selected = ablations.train_row(ab, su.base, su.tokenizer, su.task, train, seed, su.run.dir,
+    policy, log, selected = ablations.train_row(ab, su.base_for(seed), su.tokenizer, su.task, train, seed, su.run.dir,
                                                 su.stage1_model(seed), cfg, su.lora, su.tiny, su.select_on)
     star_rounds = [dict(seed=seed, **x) for x in log] if ab.method == "star" else []
     if ab.method != "star":

@@ -260,7 +260,7 @@ class BaseEval(BaseSetup):
         return describe_protocol(self.cfg.eval_split, (self.cfg.seed,))
 
     def describe(self) -> str:
-        return (f"base model {self.model_ref}; {self.task.describe}; {len(self.held_out)} held-out problems "
+        return (f"{self.base_described}; {self.task.describe}; {len(self.held_out)} held-out problems "
                 f"({self.protocol}); run folder {self.run.dir}")
 
 

@@ -54,7 +54,7 @@ class Setup(BaseSetup):
 
     def describe(self) -> str:
         tuning = f"LoRA r={self.cfg.lora_rank}" if self.cfg.lora_rank else "full fine-tuning"
-        return (f"base model {self.model_ref}; {self.task.describe}; {len(self.held_out)} held-out problems "
+        return (f"{self.base_described}; {self.task.describe}; {len(self.held_out)} held-out problems "
                 f"({self.protocol}); {tuning}; run folder {self.run.dir}")
 
 
@@ -70,11 +70,19 @@ def evaluate(su: Setup, model, seed: int):
                         progress=su.cfg.progress, **su.gen)[0.0]
 
 
-def evaluate_base(su: Setup):
-    """The base model's greedy evaluation (bootstrap seeded by ``eval_seed``), kept in the run's cache/."""
-    return evaluate_all(su.base, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot,
+def evaluate_base(su: Setup, seed: int | None = None):
+    """The greedy evaluation of seed ``seed``'s base model (default: the first seed's; bootstrap seeded by
+    ``eval_seed``), kept in the run's cache/."""
+    base = su.base if seed is None else su.base_for(seed)
+    return evaluate_all(base, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot,
                         seed=su.cfg.eval_seed, progress=su.cfg.progress, cache_dir=su.run.path("cache"),
                         **su.gen)[0.0]
+
+
+def evaluate_bases(su: Setup) -> list:
+    """The base row's evaluations (``evaluate_base``): one a seed when each seed has its own base model, else the
+    one shared base's; the first is the first seed's."""
+    return [evaluate_base(su, s) for s in su.cfg.seeds] if su.per_seed else [evaluate_base(su)]
 
 
 @dataclass
@@ -95,13 +103,14 @@ def train_and_evaluate(su: Setup, seed: int) -> SeedResult:
     evaluate each greedily on the held-out problems; each model is saved under checkpoints/seed<N>/<method>/."""
     cfg, train, t0 = su.cfg, su.train_problems(seed), time.perf_counter()
     model_args = (su.tokenizer, su.task.protocol, train, su.task.reward, cfg)
-    traces = sft.collect_traces(su.base, su.tokenizer, train, su.task.protocol, su.task.reward, k=cfg.k,
+    base = su.base_for(seed)
+    traces = sft.collect_traces(base, su.tokenizer, train, su.task.protocol, su.task.reward, k=cfg.k,
                                 temperature=cfg.temperature, seed=seed, progress=cfg.progress, **su.gen)
     data = sft.datasets(traces, seed)
     seconds, evals, train_edit, rounds = {"collect": time.perf_counter() - t0}, {}, {}, {}
     for name in sft.METHODS:
         t1 = time.perf_counter()
-        model, star_rounds = sft.train_method(name, su.base, *model_args, traces, data, seed, cfg.progress)
+        model, star_rounds = sft.train_method(name, base, *model_args, traces, data, seed, cfg.progress)
         if star_rounds is not None:
             rounds[name] = star_rounds
         t2 = time.perf_counter()
@@ -131,7 +140,7 @@ def seed_metrics(r: SeedResult) -> dict:
 def run_seed(su: Setup, seed: int) -> SeedResult:
     """``train_and_evaluate`` kept in the run's cache/ by its inputs (a rerun after a kill starts at the next
     unfinished seed); writes seeds/seed<N>/metrics.json."""
-    key = [model_fingerprint(su.base), config.to_dict(su.cfg), seed]
+    key = [model_fingerprint(su.base_for(seed)), config.to_dict(su.cfg), seed]
     r = cached(su.run.path("cache"), f"seed{seed}", key, lambda: train_and_evaluate(su, seed))
     write_json(su.run.path(f"seeds/seed{seed}/metrics.json"), seed_metrics(r))
     return r
@@ -167,11 +176,13 @@ def self_refine_note(su: Setup) -> str:
                                        "self_refine is off or the task has no Self-Refine prompts") + ")"
 
 
-def table1_rows(su: Setup, base_eval, results: dict[int, SeedResult]) -> Table1:
-    """The Base row, every method pooled over seeds (``metrics.summarize_seeds``) and, for a real model,
-    Self-Refine (``evaluate.self_refine``); CIs from a bootstrap seeded by ``eval_seed``."""
+def table1_rows(su: Setup, base_evals: list, results: dict[int, SeedResult]) -> Table1:
+    """The Base row (pooled over its base models, ``evaluate_bases``), every method pooled over seeds
+    (``metrics.summarize_seeds``) and, for a real model, Self-Refine (``evaluate.self_refine``); CIs from a bootstrap
+    seeded by ``eval_seed``."""
     cfg = su.cfg
-    rows = {BASE: metrics.summarize_seeds([base_eval.c1], [base_eval.c2], n_boot=cfg.n_boot, seed=cfg.eval_seed)}
+    rows = {BASE: metrics.summarize_seeds([e.c1 for e in base_evals], [e.c2 for e in base_evals], n_boot=cfg.n_boot,
+                                          seed=cfg.eval_seed)}
     for m in sft.METHODS:
         evals = [results[s].evals[m] for s in cfg.seeds]
         rows[m] = metrics.summarize_seeds([e.c1 for e in evals], [e.c2 for e in evals], n_boot=cfg.n_boot,
@@ -254,11 +265,11 @@ def shift_curve(su: Setup, first: SeedResult) -> pd.DataFrame:
     at ``temperature``), and the model's own first attempts on the first ``fig4_problems`` held-out problems."""
     cfg, s0 = su.cfg, su.cfg.seeds[0]
     probe_test = su.held_out[: cfg.fig4_problems]
-    held = sft.collect_traces(su.base, su.tokenizer, probe_test, su.task.protocol, su.task.reward, k=1,
+    held = sft.collect_traces(su.base_for(s0), su.tokenizer, probe_test, su.task.protocol, su.task.reward, k=1,
                               temperature=cfg.temperature, seed=s0, **su.gen)
     train = (su.train_problems(s0), sft.wrong_first_attempts(first.traces, cfg.fig4_problems, seed=s0))
     test = (probe_test, sft.wrong_first_attempts(held, cfg.fig4_problems, seed=s0))
-    return sft.pair_sft_shift_curve(su.base, su.tokenizer, su.task.protocol, su.task.reward, cfg,
+    return sft.pair_sft_shift_curve(su.base_for(s0), su.tokenizer, su.task.protocol, su.task.reward, cfg,
                                     first.datasets["D_SFT"], train, test, seed=s0, progress=cfg.progress)
 
 

@@ -62,11 +62,19 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
     cls = C.config_for(notebook)
     name = next(n for n, c in C.NOTEBOOK_CONFIGS.items() if c is cls)
     params: dict = {}
+    raw = C.load_profile(profile_path(profile)) if profile else {}
     if profile:
-        params.update(C.profile_params(cls, C.load_profile(profile_path(profile)), name))
+        params.update(C.profile_params(cls, raw, name))
         params.setdefault("run_name", Path(profile).stem)
     for k, v in overrides:
         params[k] = parse_value(v)
+    template = str(dict(raw, **{k: parse_value(v) for k, v in overrides}).get("base_run", ""))
+    if name in PER_BASE and C.SEED_FIELD in template and "run_name" not in dict(overrides):
+        # one base model a seed: notebooks 00 and 01 of seed s write the run that later notebooks read for seed s
+        seed = params.get("seed", C.make_config(cls, {}).seed)
+        params["run_name"] = template.replace(C.SEED_FIELD, str(seed))
+    if name == BASE_NOTEBOOK:
+        params.pop("base_run", None)  # names notebook 00's run (above); not one of its parameters
     if results is not None:
         params["results_dir"] = results
     params["results_dir"] = str(resolve_results_dir(params.get("results_dir", "results")))
@@ -75,6 +83,8 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
     return name, {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, cfg
 
 
+# The notebooks that run once a base model: with a base_run holding '{seed}', seed s's run is named by it.
+PER_BASE = (BASE_NOTEBOOK, "01_base_model_self_correction")
 # The earlier notebooks a run's results depend on, by the config field that names their run.
 UPSTREAM = {"base_run": BASE_NOTEBOOK, "sft_run": "10_sft_baselines", "stage1_run": "20_stage1_vs_multiturn_rl",
             "score_run": "30_score_stage2"}
@@ -87,7 +97,12 @@ def inputs_key(name: str, params: dict, cfg) -> str:
     notebook makes the later ones stale."""
     upstream = {}
     for field_name, nb in UPSTREAM.items():
-        if hasattr(cfg, field_name) and not (field_name == "base_run" and cfg.model):
+        if field_name == "base_run" and hasattr(cfg, "base_runs") and not cfg.model:
+            for run_name in cfg.base_runs():  # one base a seed, or the shared one (its key as before)
+                done = run_dir(cfg.results_dir, nb, run_name) / DONE
+                upstream[nb if run_name == cfg.base_run else f"{nb}/{run_name}"] = (
+                    done.read_text() if done.exists() else None)
+        elif hasattr(cfg, field_name) and field_name != "base_run":
             done = run_dir(cfg.results_dir, nb, getattr(cfg, field_name)) / DONE
             upstream[nb] = done.read_text() if done.exists() else None
     for nb, run_name in getattr(cfg, "upstream_runs", list)():  # the report (90): every run it reads
@@ -162,12 +177,15 @@ class NotebookFailed(RuntimeError):
 
 def check_inputs(cfg, made_by_plan: set = frozenset()) -> None:
     """Fail before any compute when an earlier notebook's output is missing."""
+    per_seed = C.SEED_FIELD in getattr(cfg, "base_run", "")
+    seed_of = {cfg.base_run_for(s): s for s in cfg.base_seeds()} if per_seed else {}
     for nb, run_name, what in cfg.inputs():
         if (nb, run_name) not in made_by_plan:
-            require_run(cfg.results_dir, nb, run_name, what)
-    base_run = getattr(cfg, "base_run", None)
-    if base_run and not cfg.model and (BASE_NOTEBOOK, base_run) not in made_by_plan:
-        resolve_model(cfg)  # the base run exists and was made for this task
+            seed = seed_of.get(run_name) if nb == BASE_NOTEBOOK else None
+            require_run(cfg.results_dir, nb, run_name, what, "" if seed is None else f"-p seed {seed}")
+    for base_run in (cfg.base_runs() if hasattr(cfg, "base_runs") and not cfg.model else []):
+        if (BASE_NOTEBOOK, base_run) not in made_by_plan:
+            resolve_model(cfg, base_run)  # the base run exists and was made for this task
 
 
 def cmd_run(args) -> int:
@@ -177,12 +195,31 @@ def cmd_run(args) -> int:
     return 0
 
 
+def base_seeds_needed(profile: str, results: str | None) -> list[int]:
+    """The seeds whose own base model the profile's later notebooks read (their ``base_run`` holds '{seed}'), in
+    order of first use; [] when they share one base (notebooks 00 and 01 then run once, at their ``seed``)."""
+    seeds: list[int] = []
+    if C.SEED_FIELD not in str(C.load_profile(profile_path(profile)).get("base_run", "")):
+        return seeds
+    for name in sorted(C.NOTEBOOK_CONFIGS):
+        try:
+            cfg = resolve_params(name, profile, [], results)[2]
+        except C.ConfigError:  # a notebook this profile cannot run (a reproduce --only leaves it out, or says why)
+            continue
+        if name not in PER_BASE and hasattr(cfg, "base_runs") and C.SEED_FIELD in cfg.base_run and not cfg.model:
+            seeds += [s for s in cfg.base_seeds() if s not in seeds]
+    return seeds
+
+
 def cmd_reproduce(args) -> int:
-    plan = []
+    plan, base_seeds = [], base_seeds_needed(args.profile, args.results)
     for name in sorted(C.NOTEBOOK_CONFIGS):  # in order of number; validate every notebook before running any
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
-        plan.append(resolve_params(name, args.profile, [], args.results))
+        if name in PER_BASE and base_seeds:  # one run a base model
+            plan += [resolve_params(name, args.profile, [("seed", str(s))], args.results) for s in base_seeds]
+        else:
+            plan.append(resolve_params(name, args.profile, [], args.results))
     made = set()
     for name, _, cfg in plan:
         check_inputs(cfg, made)
@@ -191,7 +228,8 @@ def cmd_reproduce(args) -> int:
     for name, params, cfg in plan:
         t0 = time.time()
         execute(name, params, cfg, force=args.force)
-        times[name] = round(time.time() - t0, 1)
+        several = sum(n == name for n, _, _ in plan) > 1
+        times[f"{name}/{cfg.run_name}" if several else name] = round(time.time() - t0, 1)
     results = resolve_results_dir(args.results or "results")
     html_s = None
     if any(name == "90_report" for name, _, _ in plan):  # last step: every executed notebook and the report as HTML

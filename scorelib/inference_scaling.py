@@ -10,7 +10,7 @@ method itself (the majority vote, what a budget costs, sampling at the largest b
 - Pair-SFT (Fig. 7 only) is notebook 10's run ``sft_run``: each seed's Pair-SFT on D_SFT (optional: a row marked
   missing, with the command that makes it, when the run or a seed's model is absent).
 - The base model is notebook 00's ``base_run`` (or ``model``), shared by every seed and sampled once with
-  ``eval_seed``.
+  ``eval_seed``; when each seed has its own base (``base_run`` holds '{seed}'), each is sampled with its seed.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class Setup(BaseSetup):
         return self.held_out[: self.cfg.n_seq_problems]
 
     def describe(self) -> str:
-        return "\n".join([f"base model {self.model_ref}; SCoRe from {self.score_dir}; {self.task.describe}; "
+        return "\n".join([f"{self.base_described}; SCoRe from {self.score_dir}; {self.task.describe}; "
                           f"{len(self.held_out)} held-out problems ({self.protocol}); base sampled with seed "
                           f"{self.cfg.eval_seed}", *self.notes])
 
@@ -138,15 +138,24 @@ def setup(cfg) -> Setup:
 
 
 # --------------------------------------------------------------------------- Fig. 1 (right)
+def base_models(su: Setup) -> list[tuple[int, object]]:
+    """(sampling seed, base model) of the base's row: each seed's own base with its seed, or the one shared base
+    with ``eval_seed``."""
+    if su.per_seed:
+        return [(s, su.base_for(s)) for s in su.cfg.seeds]
+    return [(su.cfg.eval_seed, su.base)]
+
+
 def sample_all(su: Setup) -> dict[str, list]:
-    """Model -> one ``scaling.BudgetSamples`` per seed at the largest budget: the base once (seed ``eval_seed``),
-    SCoRe once per seed (its own model and seed). Kept under the run's cache/ by their inputs."""
+    """Model -> one ``scaling.BudgetSamples`` per seed at the largest budget: the base once (seed ``eval_seed``;
+    once a seed with one base a seed, ``base_models``), SCoRe once per seed (its own model and seed). Kept under
+    the run's cache/ by their inputs."""
     cfg = su.cfg
     top = max(cfg.budgets)
     gen = dict(temperature=cfg.sample_temperature, max_new_tokens=cfg.max_new_tokens,
                batch_size=cfg.gen_batch_size, progress=cfg.progress, cache_dir=su.run.path("cache"))
-    samples = {"Base": [scaling.sample_budget(su.base, su.tokenizer, su.task, su.held_out, top,
-                                              seed=cfg.eval_seed, **gen)], "SCoRe": []}
+    samples = {"Base": [scaling.sample_budget(base, su.tokenizer, su.task, su.held_out, top, seed=seed, **gen)
+                        for seed, base in base_models(su)], "SCoRe": []}
     for s in cfg.seeds:
         policy = su.load(su.score_paths[s])
         samples["SCoRe"].append(scaling.sample_budget(policy, su.tokenizer, su.task, su.held_out, top, seed=s,
@@ -157,7 +166,7 @@ def sample_all(su: Setup) -> dict[str, list]:
 
 def sampling_seconds(samples: dict[str, list], seeds) -> dict[str, float]:
     """Seconds spent sampling and grading: the base's, then SCoRe's per seed."""
-    return {"Base": samples["Base"][0].seconds,
+    return {"Base": sum(x.seconds for x in samples["Base"]),
             **{f"SCoRe, seed {s}": x.seconds for s, x in zip(seeds, samples["SCoRe"])}}
 
 
@@ -192,8 +201,8 @@ def sequential_attempts(su: Setup) -> Attempts:
     cfg = su.cfg
     att = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, progress=cfg.progress,
                cache_dir=su.run.path("cache"))
-    outcomes = {"Base": [scaling.attempt_outcomes(su.base, su.tokenizer, su.task, su.seq_problems,
-                                                  cfg.n_seq_attempts, seed=cfg.eval_seed, **att)]}
+    outcomes = {"Base": [scaling.attempt_outcomes(base, su.tokenizer, su.task, su.seq_problems, cfg.n_seq_attempts,
+                                                  seed=seed, **att) for seed, base in base_models(su)]}
     for name, paths in (("Pair-SFT", su.sft_paths), ("SCoRe", su.score_paths)):
         outcomes[name] = []
         for s in cfg.seeds if paths else []:

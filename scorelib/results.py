@@ -57,14 +57,15 @@ class MissingInput(FileNotFoundError):
     """An earlier notebook's output is missing: the message says which notebook to run."""
 
 
-def require_run(results_dir: str | Path, notebook: str, run_name: str, what: str = "") -> Path:
-    """The folder of an earlier run, or a clear error naming the command that makes it."""
+def require_run(results_dir: str | Path, notebook: str, run_name: str, what: str = "", params: str = "") -> Path:
+    """The folder of an earlier run, or a clear error naming the command that makes it (with ``params``, e.g.
+    '-p seed 1', when the run needs more than its name)."""
     d = run_dir(results_dir, notebook, run_name)
     target = d / what if what else d
     if not target.exists():
         raise MissingInput(
             f"{target} does not exist: run notebook {notebook} first, e.g.\n"
-            f"    python -m scorelib run {notebook} -p run_name {run_name}"
+            f"    python -m scorelib run {notebook} -p run_name {run_name}" + (f" {params}" if params else "")
             + (f" --results {results_dir}" if str(results_dir) != "results" else ""))
     return d
 
@@ -345,16 +346,19 @@ def base_model_ref(results_dir: str | Path, base_run: str) -> tuple[str, str]:
                        f"with run_name {base_run}")
 
 
-def resolve_model(cfg, base_run: str | None = None) -> str:
-    """The model a notebook starts from: cfg.model when given, else notebook 00's base model.
+def resolve_model(cfg, base_run: str | None = None, seed: int | None = None) -> str:
+    """The model a notebook starts from: cfg.model when given, else notebook 00's base model: of run ``base_run``
+    when given, else of seed ``seed``'s base run (``cfg.base_run_for``; default: the first seed's).
 
     Fails clearly when the base run was made for another task than cfg.task.
     """
     if cfg.model:
         return cfg.model
-    ref, task = base_model_ref(cfg.results_dir, base_run or cfg.base_run)
+    if base_run is None:
+        base_run = cfg.base_run_for(cfg.base_seeds()[0] if seed is None else seed)
+    ref, task = base_model_ref(cfg.results_dir, base_run)
     if task != cfg.task:
         raise config_mod.ConfigError(
-            f"base run {base_run or cfg.base_run!r} was made for task {task!r}, not {cfg.task!r}: run notebook "
+            f"base run {base_run!r} was made for task {task!r}, not {cfg.task!r}: run notebook "
             f"{BASE_NOTEBOOK} with -p task {cfg.task} -p model <hub id or folder>, or pass -p model here")
     return ref

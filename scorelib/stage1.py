@@ -58,7 +58,7 @@ class Setup(BaseSetup):
         return stages.settings(objective, self.cfg)
 
     def describe(self) -> str:
-        return (f"base model {self.model_ref}; {self.task.describe}; {len(self.held_out)} held-out problems "
+        return (f"{self.base_described}; {self.task.describe}; {len(self.held_out)} held-out problems "
                 f"({self.protocol}); run folder {self.run.dir}")
 
 
@@ -99,7 +99,7 @@ def run_seed(su: Setup, seed: int, method: str) -> SeedRun:
     cfg, name = su.cfg, model_name(seed, objective)
     train = su.task.train_problems(cfg.n_train, seed=seed)
     policy, log, best, best_reward = stages.train_stage(
-        su.base, su.tokenizer, su.task, train, su.settings(objective), seed, su.run.dir, name, lora=su.lora,
+        su.base_for(seed), su.tokenizer, su.task, train, su.settings(objective), seed, su.run.dir, name, lora=su.lora,
         select_window=cfg.select_window, tiny=su.tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
         select_problems=su.select_on)
     su.run.history(log, f"history_{name.replace('/', '_')}.jsonl")
@@ -132,11 +132,19 @@ def curves(runs: dict[str, list[SeedRun]]) -> pd.DataFrame:
     return stages.curves({method: [r.log for r in rs] for method, rs in runs.items()})
 
 
-def rows_at(su: Setup, base_evals: dict, runs: dict[str, list[SeedRun]], t: float) -> dict:
-    """The evaluation rows at one temperature: the base, then each method, pooled over seeds with 95% CIs (the
-    bootstrap seeded by eval_seed)."""
+def evaluate_bases(su: Setup) -> list[dict]:
+    """The base's evaluations (``evaluate``), one a base model: each seed's own base (its sampling seeded by the
+    seed), or the one shared base (seeded by eval_seed)."""
+    if not su.per_seed:
+        return [evaluate(su, su.base, su.cfg.eval_seed)]
+    return [evaluate(su, su.base_for(s), s) for s in su.cfg.seeds]
+
+
+def rows_at(su: Setup, base_evals: list[dict], runs: dict[str, list[SeedRun]], t: float) -> dict:
+    """The evaluation rows at one temperature: the base (pooled over its base models when each seed has its own),
+    then each method, pooled over seeds with 95% CIs (the bootstrap seeded by eval_seed)."""
     cfg = su.cfg
-    rows = {"Base model": pooled([base_evals], t, cfg.n_boot, cfg.eval_seed)}
+    rows = {"Base model": pooled(base_evals, t, cfg.n_boot, cfg.eval_seed)}
     rows.update({m: pooled([r.evals for r in rs], t, cfg.n_boot, cfg.eval_seed) for m, rs in runs.items()})
     return rows
 
@@ -155,10 +163,10 @@ def spread_table(rows_by_t: dict) -> pd.DataFrame:
     return tables.columns(flat, SPREAD_HEADERS)
 
 
-def by_level(base_evals: dict, runs: dict[str, list[SeedRun]], t: float) -> pd.DataFrame:
-    """The Fig. 6 analogue: Δi→c and Δc→i per difficulty level of the base and of each method's first seed at
-    temperature t (points, % of the level's problems)."""
-    evals = {"Base model": base_evals[t], **{m: rs[0].evals[t] for m, rs in runs.items()}}
+def by_level(base_evals: list[dict], runs: dict[str, list[SeedRun]], t: float) -> pd.DataFrame:
+    """The Fig. 6 analogue: Δi→c and Δc→i per difficulty level of the (first seed's) base and of each method's first
+    seed at temperature t (points, % of the level's problems)."""
+    evals = {"Base model": base_evals[0][t], **{m: rs[0].evals[t] for m, rs in runs.items()}}
     return pd.concat({m: e.by_level()[["delta_i2c", "delta_c2i"]] for m, e in evals.items()}, axis=1).round(1)
 
 
@@ -168,10 +176,10 @@ def sweep(su: Setup, runs: dict[str, list[SeedRun]]) -> list[dict]:
     s0 = su.cfg.seeds[0]
     first = runs["Stage I"][0].selected
     references = dict(zip(SWEEP_REFERENCES, [
-        (su.base, "", float("nan")),
+        (su.base_for(s0), "", float("nan")),
         (su.run.dir / "models" / model_name(s0, "stage1"), first["checkpoint"], first["training_reward"])]))
-    return stages.run_sweep("stage1", su.cfg, su.base, su.tokenizer, su.task, su.run, None, s0, su.lora, su.tiny,
-                            references)
+    return stages.run_sweep("stage1", su.cfg, su.base_for(s0), su.tokenizer, su.task, su.run, None, s0, su.lora,
+                            su.tiny, references)
 
 
 def sweep_protocol(su: Setup) -> str:

@@ -46,7 +46,7 @@ class Setup(stage1.Setup):
         return stages.settings(stage, self.cfg)
 
     def describe(self) -> str:
-        return (f"base model {self.model_ref}; Stage I from {self.stage1_dir}; {self.task.describe}; "
+        return (f"{self.base_described}; Stage I from {self.stage1_dir}; {self.task.describe}; "
                 f"{len(self.held_out)} held-out problems ({self.protocol})")
 
 
@@ -76,10 +76,10 @@ def train_seed(su: Setup, seed: int):
     for r in range(1, cfg.rounds + 1):
         for stage in (("stage1", "stage2") if r > 1 and cfg.stage1_steps > 0 else ("stage2",)):
             name = model_name(seed, r, stage)
-            out = stages.train_stage(su.base, su.tokenizer, su.task, train, su.settings(stage), seed * 10 + r - 1,
-                                     su.run.dir, name, init_dir=init, lora=su.lora, select_window=cfg.select_window,
-                                     tiny=su.tiny, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
-                                     select_problems=su.select_on)
+            out = stages.train_stage(su.base_for(seed), su.tokenizer, su.task, train, su.settings(stage),
+                                     seed * 10 + r - 1, su.run.dir, name, init_dir=init, lora=su.lora,
+                                     select_window=cfg.select_window, tiny=su.tiny, device=cfg.device,
+                                     dtype=cfg.dtype, progress=cfg.progress, select_problems=su.select_on)
             init = su.run.dir / "models" / name  # where train_stage saved the selected model
             su.run.history(out[1], f"history_seed{seed}_round{r}_{stage}.jsonl")
     return out
@@ -137,7 +137,7 @@ def sweep(su: Setup, first: SeedRun) -> list[dict]:
     references = dict(zip(SWEEP_REFERENCES, [
         (start, "", float("nan")),
         (su.run.dir / "models" / model_name(s0), first.selected["checkpoint"], first.selected["training_reward"])]))
-    return stages.run_sweep("stage2", su.cfg, su.base, su.tokenizer, su.task, su.run, start, s0 * 10, su.lora,
+    return stages.run_sweep("stage2", su.cfg, su.base_for(s0), su.tokenizer, su.task, su.run, start, s0 * 10, su.lora,
                             su.tiny, references)
 
 

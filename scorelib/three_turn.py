@@ -169,7 +169,7 @@ def train_stages(su: Setup, seed: int) -> dict[str, dict]:
     out, init, reference = {}, None, None
     for i, (key, label, _) in enumerate(STAGES):
         policy, log, best, best_reward = stages.train_stage(
-            su.base, su.tokenizer, su.task, train, su.stage_settings[key], stage_seed(seed, i), run_dir,
+            su.base_for(seed), su.tokenizer, su.task, train, su.stage_settings[key], stage_seed(seed, i), run_dir,
             f"seed{seed}/{key}", init_dir=init, lora=su.lora, select_window=cfg.select_window, tiny=su.tiny,
             device=cfg.device, dtype=cfg.dtype, progress=cfg.progress, select_problems=su.select_on,
             gen_batch_size=cfg.gen_batch_size, reference=reference)
@@ -181,9 +181,11 @@ def train_stages(su: Setup, seed: int) -> dict[str, dict]:
 
 
 def run_all(su: Setup) -> Runs:
-    """The base evaluated once (greedy attempts do not depend on the seed; with the first seed's sampling seed),
-    then for every seed the three stages (``train_stages``), their logs saved as history_seed<seed>_<stage>.jsonl."""
-    evals = {BASE_ROW: [su.evaluate(su.base, su.cfg.seeds[0])], **{label: [] for _, label, _ in STAGES}}
+    """The base evaluated once (greedy attempts do not depend on the seed; with the first seed's sampling seed), or
+    once a seed when each seed has its own base, then for every seed the three stages (``train_stages``), their logs
+    saved as history_seed<seed>_<stage>.jsonl."""
+    seeds = su.cfg.seeds if su.per_seed else su.cfg.seeds[:1]
+    evals = {BASE_ROW: [su.evaluate(su.base_for(s), s) for s in seeds], **{label: [] for _, label, _ in STAGES}}
     logs, selected = {key: [] for key, _, _ in STAGES}, []
     for s in su.cfg.seeds:
         done = train_stages(su, s)

@@ -401,12 +401,16 @@ def test_tune_profile_is_the_tuning_run_and_default_the_reporting_run():
     for name, cls in C.NOTEBOOK_CONFIGS.items():
         _, params, cfg = resolve_params(name, "tune", [], None)
         seeds = (cfg.seed,) if name.startswith("0") else cfg.seeds
-        assert params["run_name"] == "tune" and cfg.eval_split == "val", name
+        # notebooks 00 and 01 run once a base model: their run is named by base_run at their seed
+        assert params["run_name"] == ("tune100" if name.startswith("0") else "tune") and cfg.eval_split == "val", name
         assert protocol.kind(cfg.eval_split, seeds) == "tuning", name
-        assert getattr(cfg, "base_run", "tune") == "tune"
-        _, _, ref = resolve_params(name, "default", [], None)
+        assert getattr(cfg, "base_run", "tune{seed}") == "tune{seed}"
+        _, ref_params, ref = resolve_params(name, "default", [], None)
         seeds = (ref.seed,) if name.startswith("0") else ref.seeds
         assert ref.eval_split == "test" and protocol.kind(ref.eval_split, seeds) == "reporting", name
+        assert ref_params["run_name"] == ("seed0" if name.startswith("0") else "default"), name
+        if hasattr(ref, "base_runs"):  # each reporting seed starts from its own base
+            assert ref.base_runs() == [f"seed{s}" for s in ref.base_seeds()], name
     _, _, cfg = resolve_params("30", "tune", [], None)
     assert (cfg.stage1_run, cfg.sft_run) == ("tune", "tune") and cfg.seeds == (100, 101, 102)
     for nb in ("20", "30"):  # the sweeps are tuning tools: the tune profile runs them, the reporting run does not

@@ -155,14 +155,14 @@ def test_headline_rounds_to_a_tenth():
 
 def test_table1_rows_pool_seeds_and_eval_seed_seeds_only_the_bootstrap():
     base_eval = fake_eval([1, 0, 1, 0], [0, 0, 1, 1], [0, 0, 0, 0])
-    t1 = B.table1_rows(fake_setup(), base_eval, RESULTS)
+    t1 = B.table1_rows(fake_setup(), [base_eval], RESULTS)
     assert list(t1.rows) == [B.BASE, *sft.METHODS]  # Self-Refine: no prompts for the toy task
     assert t1.note == "Self-Refine: not run (self_refine is off or the task has no Self-Refine prompts)"
     star = t1.rows[sft.STAR_D]
     # pooled over both seeds: 8 problem-seeds, Acc@t1 4/8, Acc@t2 (3 + 2)/8, fixes 2/8, breaks 1/8
     assert (star["acc_t1"], star["acc_t2"], star["delta_i2c"], star["delta_c2i"]) == (50.0, 62.5, 25.0, 12.5)
     assert star["seeds"] == 2 and t1.rows[B.BASE]["delta"] == 0.0
-    other = B.table1_rows(fake_setup(eval_seed=7), base_eval, RESULTS).rows[sft.STAR_D]
+    other = B.table1_rows(fake_setup(eval_seed=7), [base_eval], RESULTS).rows[sft.STAR_D]
     assert {k: other[k] for k in B.PER_SEED_KEYS} == {k: star[k] for k in B.PER_SEED_KEYS}  # same estimates
     assert (other["delta_lo"], other["delta_hi"]) != (star["delta_lo"], star["delta_hi"])  # another bootstrap
 
@@ -185,7 +185,7 @@ def test_fig3_inputs_and_claims():
     assert c3["claim"] == "C3" and not c3["holds"]  # the fake models have the base's share of copies
     curve = pd.DataFrame({"fixed y1, training problems": [10, 20], "fixed y1, held-out problems": [10, 15],
                           "own y1, held-out problems": [10, 8]}, index=[0.0, 1.0])
-    verdicts = B.claims(B.table1_rows(fake_setup(), base_eval, RESULTS).rows, c3, curve)
+    verdicts = B.claims(B.table1_rows(fake_setup(), [base_eval], RESULTS).rows, c3, curve)
     assert list(verdicts) == ["C2", "C3", "C4"] and verdicts["C4"]["holds"]
 
 

@@ -72,7 +72,7 @@ def test_by_level_puts_the_base_and_each_methods_first_seed_side_by_side():
     runs = {"Multi-turn RL": [stage1.SeedRun(0, [], {0.0: _Eval([1.0, 2.0], [3.0, 4.0])}, {})],
             "Stage I": [stage1.SeedRun(0, [], {0.0: _Eval([5.04, 6.0], [7.0, 8.0])}, {}),
                         stage1.SeedRun(1, [], {0.0: _Eval([9.0, 9.0], [9.0, 9.0])}, {})]}
-    table = stage1.by_level({0.0: _Eval([0.0, 0.5], [1.0, 1.5])}, runs, 0.0)
+    table = stage1.by_level([{0.0: _Eval([0.0, 0.5], [1.0, 1.5])}], runs, 0.0)
     assert list(table.columns) == [(m, k) for m in ("Base model", "Multi-turn RL", "Stage I")
                                    for k in ("delta_i2c", "delta_c2i")]
     assert table[("Stage I", "delta_i2c")].tolist() == [5.0, 6.0]  # the first seed, rounded to 0.1

@@ -27,6 +27,6 @@ from scorelib.config.params import (NOTEBOOK_CONFIGS, PATH_FIELDS, RENAMED, abso
                                     saved_config, to_dict)
 from scorelib.config.rl import (ABLATION_ROWS, AblationConfig, RLCommon, Stage1Config, Stage2Config,
                                 ThreeTurnConfig)
-from scorelib.config.runs import (Common, EvalConfig, FromBase, FromBaseParams, PretrainConfig, RunParams, Seed,
-                                  SFTConfig)
+from scorelib.config.runs import (SEED_FIELD, Common, EvalConfig, FromBase, FromBaseParams, PretrainConfig,
+                                  RunParams, Seed, SFTConfig)
 from scorelib.config.scaling_report import REPORT_RUN_FIELDS, ReportConfig, ScalingConfig

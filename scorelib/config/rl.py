@@ -16,7 +16,7 @@ class RLCommon(FromBaseParams):
     ``stages.settings`` copies the fields that ``rl_settings.RLSettings`` has by name."""
 
     eval_seed: int = 0  # seeds the bootstrap of the pooled 95% CIs only (training, evaluation: seeds)
-    seeds: tuple = (0, 1, 2)  # one RL run per seed; all start from the same base model
+    seeds: tuple = (0, 1, 2)  # one RL run per seed, from the shared base or its own (base_run)
     n_train: int = 20000  # training problems the RL steps draw from
     problems_per_step: int = 64  # with k 4, 256 samples a step (paper: 512); 16 (64 a step) left the base where it was (runbook.md)
     k: int = 4  # samples per problem (the RLOO group)

@@ -15,6 +15,9 @@ from scorelib.config.checks import (DTYPES, TASKS, ConfigError, _check, _check_e
 from scorelib.tasks.toy import check_level_weights
 
 
+SEED_FIELD = "{seed}"  # in a base_run: replaced by each seed (one base model a seed)
+
+
 @dataclass(frozen=True)
 class Seed:
     """The one seed of a notebook where it drives everything. Notebooks whose training ``seeds`` drive have an
@@ -119,15 +122,31 @@ class PretrainConfig(Common):
 class FromBaseParams(RunParams):
     """Parameters of a notebook that starts from notebook 00's base model (or from `model`), but for its seed."""
 
-    base_run: str = "default"  # the notebook-00 run whose base model to start from (when model is empty)
+    base_run: str = "default"  # notebook 00's run of the base model; '{seed}' in it: one base a seed
+
+    def base_seeds(self) -> tuple:
+        """The seeds this run trains or evaluates (``seeds``, else its one ``seed``)."""
+        return tuple(getattr(self, "seeds", None) or (getattr(self, "seed", 0),))
+
+    def base_run_for(self, seed: int) -> str:
+        """Notebook 00's run whose base model seed ``seed`` starts from: ``base_run`` with '{seed}' replaced by the
+        seed (one base model a seed, e.g. 'seed{seed}' -> seed0, seed1, ...), else ``base_run`` itself (one base
+        shared by every seed)."""
+        return self.base_run.replace(SEED_FIELD, str(seed))
+
+    def base_runs(self) -> list[str]:
+        """Notebook 00's runs this run reads, in the order of its seeds, each once."""
+        return list(dict.fromkeys(self.base_run_for(s) for s in self.base_seeds()))
 
     def inputs(self) -> list[tuple[str, str, str]]:
         """(notebook, run_name, path) of the earlier outputs this notebook reads."""
-        return [] if self.model else [("00_toy_world_and_base_model", self.base_run, "")]
+        return [] if self.model else [("00_toy_world_and_base_model", r, "") for r in self.base_runs()]
 
     def validate(self) -> None:
         super().validate()
-        _check_name("base_run", self.base_run)
+        _check("{" not in self.base_run.replace(SEED_FIELD, "") and "}" not in self.base_run.replace(SEED_FIELD, ""),
+               f"base_run may hold '{SEED_FIELD}' and no other braces, got {self.base_run!r}")
+        _check_name("base_run", self.base_run_for(0))
 
 
 @dataclass(frozen=True)
@@ -166,7 +185,7 @@ class SFTConfig(FromBaseParams):
     ``scorelib.sft`` and ``scorelib.baselines`` read these fields by these names."""
 
     eval_seed: int = 0  # seeds the bootstrap of Table 1's CIs only (data and training: seeds)
-    seeds: tuple = (0, 1, 2)  # one pipeline run per seed (data sampling, fine-tuning); one shared base
+    seeds: tuple = (0, 1, 2)  # one pipeline run per seed (data, fine-tuning), from its base (base_run)
     n_problems: int = 1000  # training problems the model attempts per data collection
     k: int = 2  # two-turn samples per training problem (at temperature)
     temperature: float = 1.0  # sampling temperature of the data collection (paper: 1.0)

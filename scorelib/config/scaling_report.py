@@ -15,7 +15,7 @@ class ScalingConfig(FromBaseParams):
     eval_seed: int = 0  # seeds the base model's samples and the bootstrap CIs (SCoRe, Pair-SFT: seeds)
     score_run: str = "default"  # notebook 30's run: its Stage II model of each seed is SCoRe
     sft_run: str = "default"  # notebook 10's run: its Pair-SFT models join Fig. 7
-    seeds: tuple = (0, 1, 2)  # each seed's own SCoRe and Pair-SFT; one shared base
+    seeds: tuple = (0, 1, 2)  # each seed's own SCoRe and Pair-SFT (and base: base_run)
     n_test: int = 512  # held-out problems for the budget curves
     eval_split: str = "test"  # test (reported numbers) or val (tuning; scorelib/protocol.py)
     budgets: tuple = (2, 4, 8, 16, 32)  # attempts per problem: B samples or B/2 pairs
