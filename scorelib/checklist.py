@@ -39,10 +39,15 @@ def notebook_name(number: str, results_dir: str | Path | None = None) -> str:
 
 
 def run_command(number: str, run_name: str, results_dir: str | Path | None = None) -> str:
-    """The command that makes a run (the runner takes a notebook's number as its name)."""
+    """The command that makes a run (the runner takes a notebook's number as its name); a run named after a profile
+    (default, tune, smoke, ...) is made with that profile, whose parameters it needs (e.g. one base a seed)."""
+    from scorelib.cli import notebooks_dir
     from scorelib.config import NOTEBOOK_CONFIGS
 
-    cmd = f"python -m scorelib run {number} -p run_name {run_name}"
+    if (notebooks_dir() / "params" / f"{run_name}.yaml").exists():
+        cmd = f"python -m scorelib run {number} --profile {run_name}"
+    else:
+        cmd = f"python -m scorelib run {number} -p run_name {run_name}"
     if results_dir is not None:
         cmd += f" --results {results_dir}"
     if not any(n.split("_", 1)[0] == number for n in NOTEBOOK_CONFIGS):

@@ -152,6 +152,8 @@ def test_a_notebook_not_registered_is_found_by_its_number(tmp_path, monkeypatch)
     v = _verdicts(tmp_path)["C8"]
     assert (v.notebook, v.status) == ("50_other_name", "holds")
     assert "(notebook 50 is not in this checkout yet)" in checklist.run_command("50", "r")
+    assert checklist.run_command("40", "default") == "python -m scorelib run 40 --profile default"  # its profile's
+    assert checklist.run_command("40", "seed1", "/x") == "python -m scorelib run 40 -p run_name seed1 --results /x"
 
 
 def test_c8_is_recomputed_and_flips_with_its_numbers(tmp_path):
@@ -287,7 +289,7 @@ def test_cli_report_exports_and_refuses_a_readme_without_report(tmp_path):
     assert "Traceback" not in proc.stderr
     assert export.html_dir(tmp_path / "res", "smoke") == tmp_path / "res" / "html" / "smoke"
     index = (export.html_dir(tmp_path / "res", "smoke") / "index.html").read_text()
-    assert "No report: run notebook 90." in index and "python -m scorelib run 30 -p run_name smoke" in index
+    assert "No report: run notebook 90." in index and "python -m scorelib run 30 --profile smoke" in index
     assert readme.read_text() == README
 
 
