@@ -70,19 +70,18 @@ def evaluate(su: Setup, model, seed: int):
                         progress=su.cfg.progress, **su.gen)[0.0]
 
 
-def evaluate_base(su: Setup, seed: int | None = None):
-    """The greedy evaluation of seed ``seed``'s base model (default: the first seed's; bootstrap seeded by
-    ``eval_seed``), kept in the run's cache/."""
-    base = su.base if seed is None else su.base_for(seed)
-    return evaluate_all(base, su.tokenizer, su.task, su.held_out, [0.0], n_boot=su.cfg.n_boot,
-                        seed=su.cfg.eval_seed, progress=su.cfg.progress, cache_dir=su.run.path("cache"),
-                        **su.gen)[0.0]
+def evaluate_base(su: Setup, base=None):
+    """The greedy evaluation of a base model (default: the first seed's; bootstrap seeded by ``eval_seed``), kept in
+    the run's cache/."""
+    return evaluate_all(su.base if base is None else base, su.tokenizer, su.task, su.held_out, [0.0],
+                        n_boot=su.cfg.n_boot, seed=su.cfg.eval_seed, progress=su.cfg.progress,
+                        cache_dir=su.run.path("cache"), **su.gen)[0.0]
 
 
 def evaluate_bases(su: Setup) -> list:
     """The base row's evaluations (``evaluate_base``): one a seed when each seed has its own base model, else the
     one shared base's; the first is the first seed's."""
-    return [evaluate_base(su, s) for s in su.cfg.seeds] if su.per_seed else [evaluate_base(su)]
+    return [evaluate_base(su, base) for _, base in su.base_row(su.cfg.eval_seed)]
 
 
 @dataclass

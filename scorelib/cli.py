@@ -71,7 +71,7 @@ def resolve_params(notebook: str, profile: str | None, overrides: list[tuple[str
     template = str(dict(raw, **{k: parse_value(v) for k, v in overrides}).get("base_run", ""))
     if name in PER_BASE and C.SEED_FIELD in template and "run_name" not in dict(overrides):
         # one base model a seed: notebooks 00 and 01 of seed s write the run that later notebooks read for seed s
-        seed = params.get("seed", C.make_config(cls, {}).seed)
+        seed = params.get("seed", cls.seed)  # the field's default
         params["run_name"] = template.replace(C.SEED_FIELD, str(seed))
     if name == BASE_NOTEBOOK:
         params.pop("base_run", None)  # names notebook 00's run (above); not one of its parameters

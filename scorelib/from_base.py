@@ -46,9 +46,12 @@ class BaseSetup:
             others[ref] = load_model(ref, device=self.cfg.device, dtype=self.cfg.dtype)[0]
         return others[ref]
 
-    def bases(self) -> dict:
-        """Seed -> its base model, for every seed of the run (a shared base appears under every seed)."""
-        return {s: self.base_for(s) for s in self.cfg.base_seeds()}
+    def base_row(self, shared_seed: int) -> list[tuple[int, object]]:
+        """(sampling seed, base model) behind a table's base row: each seed's own base with that seed when each seed
+        has one, else the one shared base once, with ``shared_seed``."""
+        if self.per_seed:
+            return [(s, self.base_for(s)) for s in self.cfg.base_seeds()]
+        return [(shared_seed, self.base)]
 
     @property
     def base_described(self) -> str:
@@ -68,8 +71,8 @@ def open_from_base(notebook: str, cfg, model_ref: str) -> dict:
     """``BaseSetup``'s fields: load the task, open this run's folder (``Run.start``), load the base model
     ``model_ref`` (resolved by the caller with ``results.resolve_model``, before any upstream check) and draw the
     held-out problems of ``cfg.eval_split``."""
-    for seed in cfg.base_seeds():  # every seed's base run exists and was made for this task, before any compute
-        resolve_model(cfg, seed=seed)
+    for base_run in [] if cfg.model else cfg.base_runs():  # each exists and was made for this task, before any compute
+        resolve_model(cfg, base_run)
     task = load_task(cfg.task, cfg.data_path, cfg.train_path)
     run = Run.start(notebook, cfg)
     base, tokenizer = load_model(model_ref, device=cfg.device, dtype=cfg.dtype)

@@ -138,24 +138,16 @@ def setup(cfg) -> Setup:
 
 
 # --------------------------------------------------------------------------- Fig. 1 (right)
-def base_models(su: Setup) -> list[tuple[int, object]]:
-    """(sampling seed, base model) of the base's row: each seed's own base with its seed, or the one shared base
-    with ``eval_seed``."""
-    if su.per_seed:
-        return [(s, su.base_for(s)) for s in su.cfg.seeds]
-    return [(su.cfg.eval_seed, su.base)]
-
-
 def sample_all(su: Setup) -> dict[str, list]:
     """Model -> one ``scaling.BudgetSamples`` per seed at the largest budget: the base once (seed ``eval_seed``;
-    once a seed with one base a seed, ``base_models``), SCoRe once per seed (its own model and seed). Kept under
-    the run's cache/ by their inputs."""
+    once a seed with one base a seed, ``BaseSetup.base_row``), SCoRe once per seed (its own model and seed). Kept
+    under the run's cache/ by their inputs."""
     cfg = su.cfg
     top = max(cfg.budgets)
     gen = dict(temperature=cfg.sample_temperature, max_new_tokens=cfg.max_new_tokens,
                batch_size=cfg.gen_batch_size, progress=cfg.progress, cache_dir=su.run.path("cache"))
     samples = {"Base": [scaling.sample_budget(base, su.tokenizer, su.task, su.held_out, top, seed=seed, **gen)
-                        for seed, base in base_models(su)], "SCoRe": []}
+                        for seed, base in su.base_row(cfg.eval_seed)], "SCoRe": []}
     for s in cfg.seeds:
         policy = su.load(su.score_paths[s])
         samples["SCoRe"].append(scaling.sample_budget(policy, su.tokenizer, su.task, su.held_out, top, seed=s,
@@ -202,7 +194,8 @@ def sequential_attempts(su: Setup) -> Attempts:
     att = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, progress=cfg.progress,
                cache_dir=su.run.path("cache"))
     outcomes = {"Base": [scaling.attempt_outcomes(base, su.tokenizer, su.task, su.seq_problems, cfg.n_seq_attempts,
-                                                  seed=seed, **att) for seed, base in base_models(su)]}
+                                                  seed=seed, **att)
+                         for seed, base in su.base_row(cfg.eval_seed)]}
     for name, paths in (("Pair-SFT", su.sft_paths), ("SCoRe", su.score_paths)):
         outcomes[name] = []
         for s in cfg.seeds if paths else []:

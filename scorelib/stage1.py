@@ -135,9 +135,7 @@ def curves(runs: dict[str, list[SeedRun]]) -> pd.DataFrame:
 def evaluate_bases(su: Setup) -> list[dict]:
     """The base's evaluations (``evaluate``), one a base model: each seed's own base (its sampling seeded by the
     seed), or the one shared base (seeded by eval_seed)."""
-    if not su.per_seed:
-        return [evaluate(su, su.base, su.cfg.eval_seed)]
-    return [evaluate(su, su.base_for(s), s) for s in su.cfg.seeds]
+    return [evaluate(su, base, seed) for seed, base in su.base_row(su.cfg.eval_seed)]
 
 
 def rows_at(su: Setup, base_evals: list[dict], runs: dict[str, list[SeedRun]], t: float) -> dict:

@@ -184,8 +184,8 @@ def run_all(su: Setup) -> Runs:
     """The base evaluated once (greedy attempts do not depend on the seed; with the first seed's sampling seed), or
     once a seed when each seed has its own base, then for every seed the three stages (``train_stages``), their logs
     saved as history_seed<seed>_<stage>.jsonl."""
-    seeds = su.cfg.seeds if su.per_seed else su.cfg.seeds[:1]
-    evals = {BASE_ROW: [su.evaluate(su.base_for(s), s) for s in seeds], **{label: [] for _, label, _ in STAGES}}
+    evals = {BASE_ROW: [su.evaluate(base, s) for s, base in su.base_row(su.cfg.seeds[0])],
+             **{label: [] for _, label, _ in STAGES}}
     logs, selected = {key: [] for key, _, _ in STAGES}, []
     for s in su.cfg.seeds:
         done = train_stages(su, s)

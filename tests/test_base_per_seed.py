@@ -98,6 +98,8 @@ class FakeSetup:
     def base_for(self, seed):
         return f"base{seed}"
 
+    base_row = from_base.BaseSetup.base_row
+
     def settings(self, objective):
         return objective
 
